@@ -1,0 +1,97 @@
+#pragma once
+/// @file config.hpp
+/// Typed, validated job configuration. A YAML file with `schema_version: 1` and the sections
+/// below; every key is optional except `schema_version` and takes the default shown by
+/// `aftermath describe-config`. Unknown keys, wrong types, non-finite numbers, values out of
+/// range, duplicate keys and empty files are rejected with an Error(ErrorKind::usage) that names
+/// the file, the key and (for unknown keys) the nearest valid key. Validated before a pixel is read.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aftermath {
+
+inline constexpr int kConfigSchemaVersion = 1;
+
+struct GridConfig {
+  std::string crs;          ///< CRS of the analysis grid (anything GDAL's SetFromUserInput takes); "" = pre scene's
+  double resolution = 0.0;  ///< pixel size in CRS units; 0 = the pre scene's
+};
+
+struct TilingConfig {
+  int tile_size = 512;     ///< px, [64, 8192]; also the HDF5 chunk size
+  int halo = 32;           ///< px, [0, 512]
+  int tiles_in_flight = 0; ///< tiles in the pipeline at once (the memory cap); 0 = 2 x threads; [0, 1024]
+};
+
+struct InputConfig {
+  std::vector<int> pre_bands;   ///< 1-based bands of the pre scene to use; empty = all
+  std::vector<int> post_bands;  ///< 1-based bands of the post scene, paired with pre_bands in order
+  std::optional<double> pre_nodata;   ///< overrides the file's nodata value
+  std::optional<double> post_nodata;
+  std::string resampling = "bilinear";  ///< nearest | bilinear | cubic (warp onto the grid)
+  std::int64_t max_pixels = 4'000'000'000;  ///< largest accepted scene, width*height, [1, 1e12]
+  int min_overlap_px = 16;      ///< smallest accepted overlap side, px, [1, 1e6]
+  /// GDAL drivers accepted for rasters (an allow-list: a crafted VRT cannot read other files).
+  std::vector<std::string> allowed_drivers{"GTiff", "COG", "PNG", "JPEG", "VRT", "netCDF", "HFA", "JP2OpenJPEG", "ENVI", "MEM"};
+};
+
+struct AlignConfig {
+  bool enabled = true;
+  int window_size = 256;     ///< px, power of two in [32, 2048]
+  int max_windows = 25;      ///< tie-point windows sampled across the overlap, [1, 10000]
+  double max_shift_px = 64;  ///< largest shift searched, px, [0, 4096]
+  double min_peak = 0.03;    ///< smallest normalised correlation peak kept, [0, 1]
+  double min_valid_fraction = 0.8;  ///< window pixels valid in both scenes, [0, 1]
+};
+
+struct DetectConfig {
+  std::string method = "cva";  ///< cva (more in later versions)
+  /// CVA: score = m^2 / (m^2 + s^2), m = RMS over bands of the robust-standardised difference;
+  /// s is the standardised change that scores 0.5, (0, 100].
+  double cva_half_score_sigma = 3.0;
+};
+
+struct ThresholdConfig {
+  std::string method = "fixed";  ///< fixed | otsu
+  double value = 0.5;            ///< score threshold for `fixed`, [0, 1]
+  int open_radius = 1;           ///< morphological opening of the mask, px, [0, 32]
+};
+
+struct DamageConfig {
+  std::string metric = "changed_fraction";  ///< changed_fraction | mean_score
+  double minor = 0.15;      ///< metric >= minor -> minor damage, [0, 1]
+  double major = 0.35;      ///< metric >= major -> major damage, [0, 1]
+  double destroyed = 0.55;  ///< metric >= destroyed -> destroyed, [0, 1]; minor <= major <= destroyed
+  double min_valid_fraction = 0.5;  ///< below this valid fraction a feature is `no-data`, [0, 1]
+};
+
+struct OutputConfig {
+  int deflate_level = 4;    ///< deflate level of HDF5 chunks, [0, 9]; 0 = uncompressed
+};
+
+struct JobConfig {
+  int schema_version = kConfigSchemaVersion;
+  GridConfig grid;
+  TilingConfig tiling;
+  InputConfig input;
+  AlignConfig align;
+  DetectConfig detect;
+  ThresholdConfig threshold;
+  DamageConfig damage;
+  OutputConfig output;
+};
+
+/// Reads and validates a config file. Throws Error(usage) naming `path` and the problem.
+JobConfig load_config(const std::string& path);
+/// Parses and validates YAML text; `source` names it in messages.
+JobConfig parse_config(const std::string& yaml_text, const std::string& source = "<config>");
+/// Validates a config built in code (ranges, choices, cross-field rules). Throws Error(usage).
+void validate(const JobConfig& config);
+/// The resolved config as YAML text (every key), which parse_config reads back to the same value.
+std::string to_yaml(const JobConfig& config);
+/// Human-readable schema: every key with its type, range or choices, default and meaning.
+std::string describe_config();
+
+}  // namespace aftermath

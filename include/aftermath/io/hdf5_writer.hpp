@@ -1,0 +1,91 @@
+#pragma once
+/// @file hdf5_writer.hpp
+/// The output file: HDF5 laid out as netCDF-4 / CF-1.8 so GDAL, QGIS and xarray open it
+/// georeferenced. Layers are chunked to the tile and written chunk by chunk: chunks are encoded
+/// (padded, shuffled, deflated) by `encode_chunk` in the parallel stage, and written by the single
+/// writer with H5Dwrite_chunk. The file is written under a temporary name beside the target and
+/// renamed into place by commit(); a writer destroyed without commit() removes its temporary file.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "aftermath/core/grid.hpp"
+
+namespace aftermath {
+
+enum class LayerType { float32, uint8 };
+
+/// A 2-D layer [y, x] on the analysis grid.
+struct LayerSpec {
+  std::string name;        ///< dataset name at the root, e.g. "change_score"
+  LayerType type = LayerType::float32;
+  double fill_value = 0;   ///< _FillValue: the value of invalid pixels and of padding
+  std::string long_name;
+  std::string units;       ///< "" = none ("1" for dimensionless)
+  std::vector<int> flag_values;  ///< for class layers (uint8), with flag_meanings
+  std::string flag_meanings;     ///< space-separated, CF style
+};
+
+/// A compressed chunk ready for H5Dwrite_chunk.
+struct EncodedChunk {
+  std::vector<std::uint8_t> bytes;
+};
+
+/// Pads `core` (CV_32F or CV_8U matching spec.type, at most chunk_size x chunk_size) to a full
+/// chunk with spec.fill_value, byte-shuffles it and deflates it (zlib format, as HDF5's deflate
+/// filter). deflate_level 0 stores the chunk unfiltered. Pure and thread-safe.
+EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_size,
+                          int deflate_level);
+
+/// Attribute values for groups and the root.
+using AttrValue = std::variant<std::string, double, std::int64_t, std::vector<double>>;
+
+/// A column of a table; all columns of a table have the same length.
+struct Column {
+  std::string name;
+  std::variant<std::vector<double>, std::vector<std::int64_t>, std::vector<std::uint8_t>,
+               std::vector<std::string>>
+      values;
+  std::string long_name;
+  std::string units;
+  std::map<std::string, AttrValue> attributes;  ///< e.g. flag_values/flag_meanings as strings
+};
+
+/// A table stored as a group of 1-D datasets sharing one dimension (xarray/netCDF friendly).
+struct Table {
+  std::string group;  ///< e.g. "footprints", "alignment/tie_points"
+  std::string dimension = "row";  ///< name of the shared dimension, e.g. "feature"
+  std::vector<Column> columns;
+  std::map<std::string, AttrValue> attributes;
+};
+
+class Hdf5Writer {
+ public:
+  /// Creates the temporary file beside `final_path` (".<name>.tmp-<pid>-<random>"), the CF
+  /// coordinate variables x/y, the crs grid-mapping variable and one chunked dataset per layer.
+  /// Throws Error(output) naming the path if it cannot be created.
+  Hdf5Writer(const std::string& final_path, const Grid& grid, int chunk_size,
+             std::vector<LayerSpec> layers, int deflate_level);
+  ~Hdf5Writer();
+  Hdf5Writer(const Hdf5Writer&) = delete;
+  Hdf5Writer& operator=(const Hdf5Writer&) = delete;
+
+  /// Writes one encoded chunk of layer `layer` (index into the specs) for `tile`.
+  /// The tile's core must start on a chunk boundary (TileGrid tiles with tile_size == chunk_size).
+  void write_chunk(int layer, const Tile& tile, const EncodedChunk& chunk);
+  void write_table(const Table& table);
+  void set_attribute(const std::string& object_path, const std::string& name, const AttrValue& value);
+  /// Flushes, closes, fsyncs and renames the file onto final_path (replacing it atomically).
+  void commit();
+  const std::string& temp_path() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aftermath

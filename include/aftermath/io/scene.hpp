@@ -1,0 +1,95 @@
+#pragma once
+/// @file scene.hpp
+/// Raster scenes through GDAL: validation at open, and windowed reads onto the analysis grid.
+/// Only `io` sees GDAL; nothing here exposes a GDAL type.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "aftermath/config/config.hpp"
+#include "aftermath/core/grid.hpp"
+
+namespace aftermath {
+
+/// What was learned about a raster at open. `grid.crs_wkt` is empty for a file without a CRS and
+/// geotransform (allowed only as a plain pixel grid, see `georeferenced`).
+struct SceneInfo {
+  std::string path;
+  std::string driver;           ///< GDAL short name, e.g. "GTiff"
+  Grid grid;                    ///< the file's own grid
+  bool georeferenced = false;   ///< has both a CRS and a geotransform
+  int band_count = 0;
+  std::string data_type;        ///< GDAL name of band 1's type, e.g. "Byte", "UInt16", "Float32"
+  std::optional<double> nodata; ///< band 1's nodata value, if declared
+  bool has_mask = false;        ///< an alpha band or an explicit mask band exists
+  std::int64_t file_size = 0;   ///< bytes (0 for non-file datasets)
+};
+
+/// Opens `path`, validates it and describes it. Throws Error(input) naming the file and the
+/// problem: missing, a directory, a dangling link, unreadable, empty, not a recognised raster
+/// format, a driver not in `config.allowed_drivers`, no bands (listing subdatasets), size over
+/// `config.max_pixels` (64-bit checked), a geotransform without a CRS (or the reverse).
+SceneInfo open_scene(const std::string& path, const InputConfig& config);
+
+/// The bounds of a scene in `crs_wkt` (edges densified), as an axis-aligned map rectangle
+/// (x = easting/longitude, y = northing/latitude; traditional GIS axis order).
+cv::Rect2d scene_bounds_in(const SceneInfo& scene, const std::string& crs_wkt);
+
+/// WKT of a user CRS string ("EPSG:32615", PROJ string, WKT). Throws Error(usage) if unknown.
+std::string crs_to_wkt(const std::string& user_crs);
+/// True if both WKT strings describe the same CRS (OSRIsSame); two empty strings are the same.
+bool same_crs(const std::string& wkt_a, const std::string& wkt_b);
+/// Linear unit of a projected CRS in metres per CRS unit, or 0 for a geographic/empty CRS.
+double linear_units_in_metres(const std::string& crs_wkt);
+
+/// One window of a scene on the analysis grid: float32 bands and a validity mask.
+struct SceneWindow {
+  std::vector<cv::Mat> bands;  ///< CV_32F, window size, one per selected band; invalid pixels are 0
+  cv::Mat valid;               ///< CV_8U, 255 = valid (inside the scene, not nodata/masked, finite in every band)
+};
+
+struct ReadOptions {
+  std::vector<int> bands;          ///< 1-based; empty = all
+  std::optional<double> nodata;    ///< overrides the file's nodata
+  std::string resampling = "bilinear";  ///< nearest | bilinear | cubic, used when warping
+};
+
+/// Reads windows of one scene resampled onto an analysis grid. Owns its own GDAL dataset
+/// handle: create one per thread; an instance is not thread-safe. When the scene's grid is the
+/// analysis grid up to an integer offset, windows are read directly (no resampling); otherwise
+/// they are warped window by window (the scene is never copied whole).
+class SceneReader {
+ public:
+  SceneReader(const SceneInfo& scene, const Grid& analysis_grid, const ReadOptions& options);
+  ~SceneReader();
+  SceneReader(SceneReader&&) noexcept;
+  SceneReader& operator=(SceneReader&&) noexcept;
+
+  /// Reads `window` of the analysis grid; pixels outside the scene are invalid. Every GDAL
+  /// failure (including decode errors reported only through CPLError) throws Error(input)
+  /// naming the file and the window.
+  SceneWindow read(const Window& window);
+  bool direct() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes a GeoTIFF (tiled, deflate) of float32 or byte bands, for tests, the synthetic
+/// generator and `--write-aligned`. `bands` are all the same size and type (CV_8U, CV_16U or CV_32F).
+void write_geotiff(const std::string& path, const Grid& grid, const std::vector<cv::Mat>& bands,
+                   std::optional<double> nodata = std::nullopt);
+
+/// Hex SHA-256 of a file's bytes (streamed). Throws Error(input) if it cannot be read.
+std::string sha256_file(const std::string& path);
+
+/// Installs GDAL's configuration for aftermath once per process (error handler, thread-local
+/// error capture, GDAL_NUM_THREADS for decompression). Safe to call more than once.
+void init_gdal();
+
+}  // namespace aftermath
