@@ -87,6 +87,9 @@ struct JobConfig {
 JobConfig load_config(const std::string& path);
 /// Parses and validates YAML text; `source` names it in messages.
 JobConfig parse_config(const std::string& yaml_text, const std::string& source = "<config>");
+/// Applies "section.key=value" overrides (value parsed as a YAML scalar or flow sequence, with
+/// the same type and range checks as the file), then validates. Throws Error(usage).
+void apply_overrides(JobConfig& config, const std::vector<std::string>& overrides);
 /// Validates a config built in code (ranges, choices, cross-field rules). Throws Error(usage).
 void validate(const JobConfig& config);
 /// The resolved config as YAML text (every key), which parse_config reads back to the same value.
