@@ -17,12 +17,16 @@ inline constexpr int kConfigSchemaVersion = 1;
 struct GridConfig {
   std::string crs;          ///< CRS of the analysis grid (anything GDAL's SetFromUserInput takes); "" = pre scene's
   double resolution = 0.0;  ///< pixel size in CRS units; 0 = the pre scene's
+
+  bool operator==(const GridConfig&) const = default;
 };
 
 struct TilingConfig {
   int tile_size = 512;     ///< px, [64, 8192]; also the HDF5 chunk size
   int halo = 32;           ///< px, [0, 512]
   int tiles_in_flight = 0; ///< tiles in the pipeline at once (the memory cap); 0 = 2 x threads; [0, 1024]
+
+  bool operator==(const TilingConfig&) const = default;
 };
 
 struct InputConfig {
@@ -35,6 +39,8 @@ struct InputConfig {
   int min_overlap_px = 16;      ///< smallest accepted overlap side, px, [1, 1e6]
   /// GDAL drivers accepted for rasters (an allow-list: a crafted VRT cannot read other files).
   std::vector<std::string> allowed_drivers{"GTiff", "COG", "PNG", "JPEG", "VRT", "netCDF", "HFA", "JP2OpenJPEG", "ENVI", "MEM"};
+
+  bool operator==(const InputConfig&) const = default;
 };
 
 struct AlignConfig {
@@ -44,6 +50,8 @@ struct AlignConfig {
   double max_shift_px = 64;  ///< largest shift searched, px, [0, 4096]
   double min_peak = 0.03;    ///< smallest normalised correlation peak kept, [0, 1]
   double min_valid_fraction = 0.8;  ///< window pixels valid in both scenes, [0, 1]
+
+  bool operator==(const AlignConfig&) const = default;
 };
 
 struct DetectConfig {
@@ -51,12 +59,16 @@ struct DetectConfig {
   /// CVA: score = m^2 / (m^2 + s^2), m = RMS over bands of the robust-standardised difference;
   /// s is the standardised change that scores 0.5, (0, 100].
   double cva_half_score_sigma = 3.0;
+
+  bool operator==(const DetectConfig&) const = default;
 };
 
 struct ThresholdConfig {
   std::string method = "fixed";  ///< fixed | otsu
   double value = 0.5;            ///< score threshold for `fixed`, [0, 1]
   int open_radius = 1;           ///< morphological opening of the mask, px, [0, 32]
+
+  bool operator==(const ThresholdConfig&) const = default;
 };
 
 struct DamageConfig {
@@ -65,10 +77,14 @@ struct DamageConfig {
   double major = 0.35;      ///< metric >= major -> major damage, [0, 1]
   double destroyed = 0.55;  ///< metric >= destroyed -> destroyed, [0, 1]; minor <= major <= destroyed
   double min_valid_fraction = 0.5;  ///< below this valid fraction a feature is `no-data`, [0, 1]
+
+  bool operator==(const DamageConfig&) const = default;
 };
 
 struct OutputConfig {
   int deflate_level = 4;    ///< deflate level of HDF5 chunks, [0, 9]; 0 = uncompressed
+
+  bool operator==(const OutputConfig&) const = default;
 };
 
 struct JobConfig {
@@ -81,6 +97,8 @@ struct JobConfig {
   ThresholdConfig threshold;
   DamageConfig damage;
   OutputConfig output;
+
+  bool operator==(const JobConfig&) const = default;
 };
 
 /// Reads and validates a config file. Throws Error(usage) naming `path` and the problem.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what aftermath needs on Debian 12 (skipping what is already there) and builds Release.
+# Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+# Debian packages, and why each is here (see README "Dependencies").
+packages=(
+  g++ cmake make pkg-config           # toolchain
+  libgdal-dev gdal-bin                # raster/vector I/O and reprojection; gdalinfo for checks
+  libopencv-dev                       # image algorithms (DFT, warps, morphology)
+  libtbb-dev                          # the parallel tile pipeline
+  libhdf5-dev hdf5-tools              # the output file; h5dump for checks
+  libdeflate-dev                      # fast deflate for HDF5 chunks, compressed in parallel
+  libssl-dev                          # SHA-256 of inputs (provenance, idempotence)
+  libspdlog-dev libfmt-dev            # logging and formatting
+  libyaml-cpp-dev                     # the YAML config
+  libcli11-dev                        # the command line
+  nlohmann-json3-dev                  # JSON (xBD labels, reports, JSON logs)
+  libgtest-dev libbenchmark-dev       # tests and benchmarks
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+[[ ${1:-} == --no-build ]] && exit 0
+
+build=${AFTERMATH_BUILD_DIR:-$here/build}
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DAFTERMATH_WERROR=${AFTERMATH_WERROR:-OFF} >/dev/null
+cmake --build "$build" -j"$(nproc)"
+echo "setup: built $build/aftermath" >&2

@@ -1,0 +1,44 @@
+#pragma once
+// Quicklook canvases (private to the engine): downsampled pre, post and score panels filled tile
+// by tile in the write stage, so memory stays bounded whatever the scene size.
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "aftermath/core/footprint.hpp"
+#include "aftermath/core/grid.hpp"
+#include "aftermath/score/footprint_accumulator.hpp"
+
+namespace aftermath::engine {
+
+/// Linear display stretch per band (value -> 0..255), from sample percentiles.
+struct Stretch {
+  std::vector<double> lo, hi;
+};
+Stretch fit_stretch(const std::vector<std::vector<cv::Mat>>& band_samples,
+                    const std::vector<cv::Mat>& valid_samples);
+
+class Quicklook {
+ public:
+  Quicklook(int grid_width, int grid_height, int max_side = 1024);
+  double scale() const { return scale_; }
+  /// The canvas rectangle a grid window maps to (consistent across tiles: no seams).
+  cv::Rect canvas_rect(const Window& w) const;
+  /// Renders a tile core's pieces (parallel stage): 8-bit BGR, canvas_rect size.
+  cv::Mat render_rgb(const std::vector<cv::Mat>& bands, const cv::Mat& valid, const Stretch& s,
+                     const cv::Rect& target) const;
+  cv::Mat render_score(const cv::Mat& score, const cv::Mat& valid, const cv::Rect& target) const;
+  /// Pastes pieces (serial stage).
+  void paste(int panel, const cv::Rect& target, const cv::Mat& piece);
+  /// Draws footprints on the post panel coloured by class and writes pre | post | score as PNG.
+  void write(const std::string& path, const std::vector<Footprint>& features,
+             const std::vector<FeatureResult>& results) const;
+
+ private:
+  double scale_;
+  cv::Size size_;
+  std::vector<cv::Mat> panels_;  // pre, post, score
+};
+
+}  // namespace aftermath::engine

@@ -1,0 +1,485 @@
+// run_job: plan -> estimate -> score -> classify -> write, with one oneTBB parallel_pipeline.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include "aftermath/align/registration.hpp"
+#include "aftermath/core/error.hpp"
+#include "aftermath/detect/detector.hpp"
+#include "aftermath/engine/job.hpp"
+#include "aftermath/io/footprints.hpp"
+#include "aftermath/io/hdf5_writer.hpp"
+#include "aftermath/io/scene.hpp"
+#include "aftermath/radiometry/normalisation.hpp"
+#include "aftermath/score/footprint_accumulator.hpp"
+#include "aftermath/score/threshold.hpp"
+#include "plan.hpp"
+#include "quicklook.hpp"
+
+namespace aftermath {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+constexpr float kScoreFill = -1.0f;  // _FillValue of change_score: invalid pixel
+
+// Per-thread GDAL handles: a dataset handle is never shared across threads.
+struct Readers {
+  SceneReader pre;
+  SceneReader post;
+};
+
+// Everything the estimate stage learns, used read-only by the parallel tile stage.
+struct JobModel {
+  Registration registration;
+  LinearNormalisation normalisation;
+  std::unique_ptr<Detector> detector;
+  double threshold = 0.5;
+  engine::Stretch pre_stretch, post_stretch;
+};
+
+// Reads one window of both scenes, the post aligned onto the pre grid and normalised.
+BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
+                   const LinearNormalisation* norm) {
+  SceneWindow pre = r.pre.read(w);
+  const int margin = registration_margin(reg);
+  const Window src = w.grown(margin);
+  SceneWindow post = r.post.read(src);
+  BandPair pair;
+  cv::Mat post_valid;
+  apply_registration(reg, post.bands, post.valid, src, w, pair.post, post_valid);
+  pair.pre = std::move(pre.bands);
+  cv::bitwise_and(pre.valid, post_valid, pair.valid);
+  if (norm) aftermath::apply(*norm, pair.post);
+  return pair;
+}
+
+struct TileResult {
+  Tile tile;
+  std::vector<EncodedChunk> chunks;  // per layer
+  std::vector<FeaturePartial> partials;
+  std::int64_t valid = 0, changed = 0;
+  cv::Rect ql_rect;
+  cv::Mat ql_pre, ql_post, ql_score;
+};
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string crs_short_name(const std::string& wkt) {
+  if (wkt.empty()) return "pixel grid (not georeferenced)";
+  // The WKT's first quoted string is the CRS name.
+  const auto a = wkt.find('"');
+  const auto b = a == std::string::npos ? a : wkt.find('"', a + 1);
+  return b == std::string::npos ? "unnamed CRS" : wkt.substr(a + 1, b - a - 1);
+}
+
+Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
+                      const Grid& grid) {
+  Table t;
+  t.group = "footprints";
+  t.dimension = "feature";
+  const std::size_t n = features.size();
+  std::vector<std::int64_t> id(n), pixels(n);
+  std::vector<std::string> source(n);
+  std::vector<std::uint8_t> kind(n), status(n), damage(n), truth(n);
+  std::vector<double> area(n), coverage(n), valid(n), mean(n), changed(n), confidence(n);
+  const double metres = linear_units_in_metres(grid.crs_wkt);
+  const double px_area_m2 = metres > 0 ? grid.pixel_area() * metres * metres : 0;
+  bool any_truth = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& f = features[i];
+    const auto& r = results[i];
+    id[i] = f.id;
+    source[i] = f.source_id;
+    kind[i] = static_cast<std::uint8_t>(f.kind);
+    pixels[i] = r.sums.inside;
+    area[i] = px_area_m2 > 0 ? f.area_px * px_area_m2 : f.area_px;
+    coverage[i] = r.coverage;
+    valid[i] = r.valid_fraction;
+    mean[i] = r.mean_score;
+    changed[i] = r.changed_fraction;
+    status[i] = static_cast<std::uint8_t>(r.status);
+    damage[i] = static_cast<std::uint8_t>(r.damage);
+    confidence[i] = r.confidence;
+    truth[i] = static_cast<std::uint8_t>(f.truth);
+    any_truth = any_truth || f.truth != DamageClass::unclassified;
+  }
+  const std::string class_values = "0 1 2 3 255";
+  const std::string class_meanings = "no_damage minor_damage major_damage destroyed unclassified";
+  t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
+  t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
+  t.columns.push_back({"kind", kind, "feature kind", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("building road other")}}});
+  t.columns.push_back({"area", area, "feature area", px_area_m2 > 0 ? "m2" : "pixel2", {}});
+  t.columns.push_back({"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
+  t.columns.push_back({"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
+  t.columns.push_back({"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
+  t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
+  t.columns.push_back({"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
+  t.columns.push_back({"status", status, "scoring status", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("scored no_data outside")}}});
+  t.columns.push_back({"damage_class", damage, "damage class (xBD scale)", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
+  if (any_truth) {
+    t.columns.push_back({"truth_class", truth, "damage class given by the source labels", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  }
+  return t;
+}
+
+Table tie_point_table(const Registration& reg) {
+  Table t;
+  t.group = "alignment/tie_points";
+  t.dimension = "tie_point";
+  const std::size_t n = reg.ties.size();
+  std::vector<double> x(n), y(n), size(n), sx(n), sy(n), peak(n), residual(n);
+  std::vector<std::uint8_t> kept(n);
+  std::vector<std::string> reason(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& tp = reg.ties[i];
+    x[i] = tp.window.x + tp.window.width / 2.0;
+    y[i] = tp.window.y + tp.window.height / 2.0;
+    size[i] = tp.window.width;
+    sx[i] = tp.shift.x;
+    sy[i] = tp.shift.y;
+    peak[i] = tp.peak;
+    residual[i] = tp.residual;
+    kept[i] = tp.kept ? 1 : 0;
+    reason[i] = tp.reason;
+  }
+  t.columns.push_back({"x", x, "window centre, column of the analysis grid", "pixel", {}});
+  t.columns.push_back({"y", y, "window centre, row of the analysis grid", "pixel", {}});
+  t.columns.push_back({"window_size", size, "window side", "pixel", {}});
+  t.columns.push_back({"shift_x", sx, "measured shift, columns (post(p+s) = pre(p))", "pixel", {}});
+  t.columns.push_back({"shift_y", sy, "measured shift, rows", "pixel", {}});
+  t.columns.push_back({"peak", peak, "normalised phase-correlation peak", "1", {}});
+  t.columns.push_back({"residual", residual, "distance from the model shift", "pixel", {}});
+  t.columns.push_back({"kept", kept, "used by the model", "", {}});
+  t.columns.push_back({"reason", reason, "why the tie point was dropped", "", {}});
+  return t;
+}
+
+}  // namespace
+
+RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
+  const auto t_start = Clock::now();
+  RunSummary summary;
+  const JobConfig& cfg = req.config;
+  init_gdal();
+
+  // ---- plan: validate everything before reading a pixel --------------------------------
+  validate(cfg);
+  engine::check_output(req);
+  if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
+    throw_input(fmt::format("footprints file {} does not exist", req.footprints));
+  }
+  engine::Plan plan;
+  try {
+    plan = engine::make_plan(req);
+  } catch (const Error& e) {
+    throw e.with_context("plan");
+  }
+  summary.warnings = plan.warnings;
+  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
+  const Grid& grid = plan.grid;
+  summary.grid = grid;
+  summary.crs_name = crs_short_name(grid.crs_wkt);
+  spdlog::info("analysis grid: {} x {} px, {}, origin ({}, {}), pixel size ({}, {})", grid.width,
+               grid.height, summary.crs_name, grid.geotransform[0], grid.geotransform[3],
+               grid.geotransform[1], grid.geotransform[5]);
+
+  FootprintSet footprints;
+  if (!req.footprints.empty()) {
+    try {
+      footprints = read_footprints(req.footprints, grid, {req.footprint_layer, {}});
+    } catch (const Error& e) {
+      throw e.with_context("plan", req.footprints);
+    }
+    for (const auto& w : footprints.warnings) {
+      spdlog::warn("{}", w);
+      summary.warnings.push_back(w);
+    }
+    spdlog::info("{} features from {}", footprints.features.size(), req.footprints);
+  }
+  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
+  summary.times.plan = seconds_since(t_start);
+
+  const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+  tbb::task_arena arena(threads);
+  tbb::enumerable_thread_specific<std::optional<Readers>> readers;
+  auto thread_readers = [&]() -> Readers& {
+    auto& slot = readers.local();
+    if (!slot) slot.emplace(Readers{SceneReader(plan.pre, grid, plan.pre_read), SceneReader(plan.post, grid, plan.post_read)});
+    return *slot;
+  };
+
+  // ---- estimate: registration, normalisation, detector statistics, threshold ------------
+  const auto t_est = Clock::now();
+  JobModel model;
+  const auto windows = tie_point_windows(grid.width, grid.height, cfg.align);
+  try {
+    std::vector<TiePoint> ties(windows.size());
+    if (cfg.align.enabled) {
+      arena.execute([&] {
+        tbb::parallel_for(std::size_t(0), windows.size(), [&](std::size_t i) {
+          Readers& r = thread_readers();
+          const SceneWindow a = r.pre.read(windows[i]);
+          const SceneWindow b = r.post.read(windows[i]);
+          ties[i] = measure_tie_point(windows[i], to_intensity(a.bands), a.valid, to_intensity(b.bands),
+                                      b.valid, cfg.align);
+        });
+      });
+      model.registration = fit_translation(std::move(ties), cfg.align);
+      if (!model.registration.warning.empty()) {
+        spdlog::warn("{}", model.registration.warning);
+        summary.warnings.push_back(model.registration.warning);
+      }
+    } else {
+      model.registration.model = "identity";
+    }
+    const auto& reg = model.registration;
+    spdlog::info("alignment: {} shift ({:.3f}, {:.3f}) px; tie points kept {} dropped {}; RMSE "
+                 "{:.3f} -> {:.3f} px",
+                 reg.model, reg.shift.x, reg.shift.y, reg.kept, reg.dropped, reg.rmse_before, reg.rmse_after);
+
+    // Samples for the job-level statistics: the same windows, post aligned.
+    std::vector<BandPair> samples(windows.size());
+    arena.execute([&] {
+      tbb::parallel_for(std::size_t(0), windows.size(), [&](std::size_t i) {
+        samples[i] = read_pair(thread_readers(), windows[i], reg, nullptr);
+      });
+    });
+    // Normalisation fitted on all samples at once (concatenated as one row per window).
+    std::vector<cv::Mat> pre_cat, post_cat;
+    cv::Mat valid_cat;
+    {
+      std::vector<cv::Mat> vs;
+      const std::size_t nb = samples.empty() ? 0 : samples[0].pre.size();
+      pre_cat.resize(nb);
+      post_cat.resize(nb);
+      for (std::size_t b = 0; b < nb; ++b) {
+        std::vector<cv::Mat> a, p;
+        for (auto& s : samples) {
+          a.push_back(s.pre[b].reshape(1, 1));
+          p.push_back(s.post[b].reshape(1, 1));
+        }
+        cv::hconcat(a, pre_cat[b]);
+        cv::hconcat(p, post_cat[b]);
+      }
+      for (auto& s : samples) vs.push_back(s.valid.reshape(1, 1));
+      if (!vs.empty()) cv::hconcat(vs, valid_cat);
+    }
+    model.normalisation = fit_robust_linear(pre_cat, post_cat, valid_cat);
+    for (auto& s : samples) aftermath::apply(model.normalisation, s.post);
+    model.detector = make_detector(cfg.detect);
+    model.detector->fit(samples);
+    ScoreHistogram hist;
+    for (const auto& s : samples) hist.add(model.detector->score(s), s.valid);
+    model.threshold = resolve_threshold(cfg.threshold, hist);
+    std::vector<std::vector<cv::Mat>> pre_bands, post_bands;
+    std::vector<cv::Mat> valids;
+    for (const auto& s : samples) {
+      pre_bands.push_back(s.pre);
+      post_bands.push_back(s.post);
+      valids.push_back(s.valid);
+    }
+    model.pre_stretch = engine::fit_stretch(pre_bands, valids);
+    model.post_stretch = engine::fit_stretch(post_bands, valids);
+    if (hist.total() == 0) {
+      const std::string w = "no valid pixel in the sampled windows: every feature will be no-data";
+      spdlog::warn("{}", w);
+      summary.warnings.push_back(w);
+    }
+  } catch (const Error& e) {
+    throw e.with_context("estimate");
+  }
+  spdlog::info("detector {}: threshold {:.4f} ({})", model.detector->name(), model.threshold, cfg.threshold.method);
+  summary.times.estimate = seconds_since(t_est);
+
+  // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
+  const auto t_score = Clock::now();
+  const std::vector<LayerSpec> layers = {
+      {"change_score", LayerType::float32, kScoreFill,
+       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {}},
+      {"damage_mask", LayerType::uint8, kMaskInvalid, "damage mask (score >= threshold, opened)", "", {0, 1, 255},
+       "unchanged changed invalid"},
+  };
+  const FootprintIndex index(footprints.features, tiles);
+  FootprintAccumulator accumulator(footprints.features.size());
+  engine::Quicklook quicklook(grid.width, grid.height);
+  const bool want_ql = !req.quicklook.empty();
+  std::unique_ptr<Hdf5Writer> writer;
+  try {
+    writer = std::make_unique<Hdf5Writer>(req.out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+  } catch (const Error& e) {
+    throw e.with_context("write");
+  }
+  const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
+  std::atomic<int> next_tile{0};
+  const int n_tiles = tiles.count();
+  int written = 0;
+
+  auto process = [&](int ti) -> std::shared_ptr<TileResult> {
+    auto res = std::make_shared<TileResult>();
+    res->tile = tiles.tile(ti);
+    const Tile& t = res->tile;
+    try {
+      BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation);
+      cv::Mat score = model.detector->score(pair);
+      cv::Mat mask = damage_mask(score, pair.valid, model.threshold, cfg.threshold.open_radius);
+      const cv::Rect core = t.core_in_outer();
+      cv::Mat score_core = score(core).clone(), valid_core = pair.valid(core), mask_core = mask(core);
+      score_core.setTo(kScoreFill, valid_core == 0);
+      res->valid = cv::countNonZero(valid_core);
+      res->changed = cv::countNonZero(mask_core == kMaskChanged);
+      res->chunks.push_back(encode_chunk(layers[0], score_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+      res->chunks.push_back(encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+      if (!footprints.features.empty()) {
+        res->partials = accumulate_tile(footprints.features, index.in_tile(ti), t, score(core), valid_core, mask_core);
+      }
+      if (want_ql) {
+        res->ql_rect = quicklook.canvas_rect(t.core);
+        std::vector<cv::Mat> pre_core, post_core;
+        for (auto& b : pair.pre) pre_core.push_back(b(core));
+        for (auto& b : pair.post) post_core.push_back(b(core));
+        res->ql_pre = quicklook.render_rgb(pre_core, valid_core, model.pre_stretch, res->ql_rect);
+        res->ql_post = quicklook.render_rgb(post_core, valid_core, model.post_stretch, res->ql_rect);
+        res->ql_score = quicklook.render_score(score(core), valid_core, res->ql_rect);
+      }
+    } catch (const Error& e) {
+      throw e.with_context("score", {}, ti);
+    } catch (const cv::Exception& e) {
+      throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, ti);
+    }
+    return res;
+  };
+
+  try {
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          static_cast<std::size_t>(tokens),
+          tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
+                                      [&](tbb::flow_control& fc) -> int {
+                                        const int i = next_tile++;
+                                        if (i >= n_tiles) {
+                                          fc.stop();
+                                          return -1;
+                                        }
+                                        return i;
+                                      }) &
+              tbb::make_filter<int, std::shared_ptr<TileResult>>(tbb::filter_mode::parallel, process) &
+              tbb::make_filter<std::shared_ptr<TileResult>, void>(
+                  tbb::filter_mode::serial_in_order, [&](std::shared_ptr<TileResult> r) {
+                    try {
+                      for (std::size_t l = 0; l < r->chunks.size(); ++l) {
+                        writer->write_chunk(static_cast<int>(l), r->tile, r->chunks[l]);
+                      }
+                    } catch (const Error& e) {
+                      throw e.with_context("write", {}, r->tile.index);
+                    }
+                    accumulator.add(r->partials);
+                    summary.valid_pixels += r->valid;
+                    summary.changed_pixels += r->changed;
+                    if (want_ql) {
+                      quicklook.paste(0, r->ql_rect, r->ql_pre);
+                      quicklook.paste(1, r->ql_rect, r->ql_post);
+                      quicklook.paste(2, r->ql_rect, r->ql_score);
+                    }
+                    ++written;
+                    if (progress) progress("score", written, n_tiles);
+                  }));
+    });
+  } catch (const Error&) {
+    throw;  // the writer's destructor removes the temporary file
+  }
+  summary.times.score = seconds_since(t_score);
+
+  // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
+  const auto t_fin = Clock::now();
+  const auto results = accumulator.finalize(footprints.features, cfg.damage);
+  for (const auto& r : results) {
+    if (r.status == FeatureStatus::outside) ++summary.outside;
+    else if (r.status == FeatureStatus::no_data) ++summary.no_data;
+    else if (static_cast<int>(r.damage) < 4) ++summary.class_counts[static_cast<std::size_t>(r.damage)];
+  }
+  summary.features = static_cast<std::int64_t>(results.size());
+  if (!footprints.features.empty() && summary.outside == summary.features) {
+    const std::string w = fmt::format("0 of {} features intersect the analysis grid", summary.features);
+    spdlog::warn("{}", w);
+    summary.warnings.push_back(w);
+  }
+  const Registration& reg = model.registration;
+  try {
+    writer->write_table(footprint_table(footprints.features, results, grid));
+    writer->write_table(tie_point_table(reg));
+    writer->set_attribute("/alignment", "model", reg.model);
+    writer->set_attribute("/alignment", "shift_x", reg.shift.x);
+    writer->set_attribute("/alignment", "shift_y", reg.shift.y);
+    writer->set_attribute("/alignment", "rmse_before", reg.rmse_before);
+    writer->set_attribute("/alignment", "rmse_after", reg.rmse_after);
+    writer->set_attribute("/alignment", "tie_points_kept", static_cast<std::int64_t>(reg.kept));
+    writer->set_attribute("/alignment", "tie_points_dropped", static_cast<std::int64_t>(reg.dropped));
+    writer->set_attribute("/alignment", "convention", std::string("post(p + shift) = pre(p), analysis-grid pixels"));
+    writer->set_attribute("/", "Conventions", std::string("CF-1.8"));
+    writer->set_attribute("/", "title", std::string("aftermath change and damage layers"));
+    writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", utc_now(), AFTERMATH_VERSION));
+    writer->set_attribute("/", "aftermath_version", std::string(AFTERMATH_VERSION));
+    writer->set_attribute("/", "schema_version", static_cast<std::int64_t>(1));
+    writer->set_attribute("/", "config", to_yaml(cfg));
+    writer->set_attribute("/", "config_path", req.config_path);
+    writer->set_attribute("/", "detector", model.detector->name());
+    writer->set_attribute("/", "threshold", model.threshold);
+    writer->set_attribute("/", "normalisation_gain", model.normalisation.gain);
+    writer->set_attribute("/", "normalisation_offset", model.normalisation.offset);
+    writer->set_attribute("/", "created", utc_now());
+    writer->set_attribute("/", "input_pre", req.pre);
+    writer->set_attribute("/", "input_pre_sha256", sha256_file(req.pre));
+    writer->set_attribute("/", "input_post", req.post);
+    writer->set_attribute("/", "input_post_sha256", sha256_file(req.post));
+    if (!req.footprints.empty()) {
+      writer->set_attribute("/", "input_footprints", req.footprints);
+      writer->set_attribute("/", "input_footprints_sha256", sha256_file(req.footprints));
+    }
+    if (want_ql) quicklook.write(req.quicklook, footprints.features, results);
+    writer->commit();
+  } catch (const Error& e) {
+    throw e.with_context("write");
+  }
+  summary.output = req.out;
+  summary.alignment_model = reg.model;
+  summary.shift_x = reg.shift.x;
+  summary.shift_y = reg.shift.y;
+  summary.rmse_before = reg.rmse_before;
+  summary.rmse_after = reg.rmse_after;
+  summary.ties_kept = reg.kept;
+  summary.ties_dropped = reg.dropped;
+  summary.threshold = model.threshold;
+  summary.times.finalize = seconds_since(t_fin);
+  summary.times.total = seconds_since(t_start);
+  return summary;
+}
+
+}  // namespace aftermath

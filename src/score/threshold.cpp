@@ -1,0 +1,135 @@
+#include "aftermath/score/threshold.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include <opencv2/imgproc.hpp>
+
+#include "aftermath/core/error.hpp"
+
+namespace aftermath {
+
+namespace {
+
+/// Bin of a score: min(int(score * 1024), 1023), scores clamped to [0, 1] (NaN -> 0).
+/// score * 1024 is exact in double, so bin >= k  <=>  score >= k / 1024 exactly.
+int bin_of(float score) {
+  const double s = score > 0.0f ? static_cast<double>(score) : 0.0;
+  if (!(s < 1.0)) return ScoreHistogram::kBins - 1;
+  return std::min(static_cast<int>(s * ScoreHistogram::kBins), ScoreHistogram::kBins - 1);
+}
+
+}  // namespace
+
+void ScoreHistogram::add(const cv::Mat& score, const cv::Mat& valid) {
+  if (score.empty()) return;
+  if (score.type() != CV_32F || valid.type() != CV_8U || score.size() != valid.size()) {
+    throw Error(ErrorKind::internal, "ScoreHistogram::add: expects CV_32F scores and a CV_8U mask of equal size");
+  }
+  for (int r = 0; r < score.rows; ++r) {
+    const auto* s = score.ptr<float>(r);
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    for (int c = 0; c < score.cols; ++c) {
+      if (v[c] != 0) ++counts[static_cast<std::size_t>(bin_of(s[c]))];
+    }
+  }
+}
+
+void ScoreHistogram::merge(const ScoreHistogram& other) {
+  for (int i = 0; i < kBins; ++i) counts[static_cast<std::size_t>(i)] += other.counts[static_cast<std::size_t>(i)];
+}
+
+std::int64_t ScoreHistogram::total() const {
+  std::int64_t t = 0;
+  for (auto c : counts) t += c;
+  return t;
+}
+
+double otsu_threshold(const ScoreHistogram& h) {
+  // Class 0 = bins [0, k], class 1 = bins [k+1, 1023]; values are bin indices. Integer prefix
+  // sums make the between-class variance of every k exactly reproducible, and equal for all k
+  // across an empty gap. The threshold is the upper edge of bin k, (k + 1) / 1024, so the mask
+  // (score >= threshold) is exactly class 1. Among equal maxima (a gap between modes) the
+  // middle k of the first run of maxima is taken.
+  constexpr int n = ScoreHistogram::kBins;
+  std::int64_t total = 0, total_sum = 0;
+  int nonempty = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::int64_t c = h.counts[static_cast<std::size_t>(i)];
+    total += c;
+    total_sum += c * i;
+    nonempty += c > 0 ? 1 : 0;
+  }
+  if (total <= 0 || nonempty < 2) return 0.5;
+  std::int64_t w0 = 0, s0 = 0;
+  double best = -1.0;
+  int best_first = -1, best_last = -1;
+  bool in_run = false;
+  for (int k = 0; k < n - 1; ++k) {
+    const std::int64_t c = h.counts[static_cast<std::size_t>(k)];
+    w0 += c;
+    s0 += c * k;
+    const std::int64_t w1 = total - w0;
+    double var = 0.0;
+    if (w0 > 0 && w1 > 0) {
+      const double mu0 = static_cast<double>(s0) / static_cast<double>(w0);
+      const double mu1 = static_cast<double>(total_sum - s0) / static_cast<double>(w1);
+      var = static_cast<double>(w0) * static_cast<double>(w1) * (mu0 - mu1) * (mu0 - mu1);
+    }
+    if (var > best) {
+      best = var;
+      best_first = best_last = k;
+      in_run = true;
+    } else if (in_run && var == best) {
+      best_last = k;
+    } else {
+      in_run = false;
+    }
+  }
+  if (best <= 0.0 || best_first < 0) return 0.5;
+  const int k = best_first + (best_last - best_first) / 2;
+  return static_cast<double>(k + 1) / n;
+}
+
+double resolve_threshold(const ThresholdConfig& config, const ScoreHistogram& histogram) {
+  if (config.method == "fixed") return config.value;
+  if (config.method == "otsu") return otsu_threshold(histogram);
+  throw Error(ErrorKind::usage, "unknown threshold method '" + config.method + "' (threshold.method; known: fixed, otsu)");
+}
+
+cv::Mat damage_mask(const cv::Mat& score, const cv::Mat& valid, double threshold, int open_radius) {
+  if (score.type() != CV_32F || valid.type() != CV_8U || score.size() != valid.size()) {
+    throw Error(ErrorKind::internal, "damage_mask: expects CV_32F scores and a CV_8U mask of equal size");
+  }
+  if (open_radius < 0) throw Error(ErrorKind::internal, "damage_mask: negative opening radius");
+  cv::Mat changed(score.size(), CV_8U, cv::Scalar(0));
+  for (int r = 0; r < score.rows; ++r) {
+    const auto* s = score.ptr<float>(r);
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    auto* m = changed.ptr<std::uint8_t>(r);
+    for (int c = 0; c < score.cols; ++c) {
+      if (v[c] != 0 && static_cast<double>(s[c]) >= threshold) m[c] = 1;
+    }
+  }
+  if (open_radius > 0 && !changed.empty()) {
+    const int d = 2 * open_radius + 1;
+    const cv::Mat kernel = cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(d, d));
+    // Default borders: erosion treats outside as set, dilation as unset, so the window border
+    // never erodes; the engine's halo (>= 2 x radius) makes core results tile-independent.
+    cv::morphologyEx(changed, changed, cv::MORPH_OPEN, kernel);
+  }
+  cv::Mat out(score.size(), CV_8U);
+  for (int r = 0; r < score.rows; ++r) {
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    const auto* m = changed.ptr<std::uint8_t>(r);
+    auto* o = out.ptr<std::uint8_t>(r);
+    for (int c = 0; c < score.cols; ++c) {
+      o[c] = v[c] == 0 ? kMaskInvalid : (m[c] != 0 ? kMaskChanged : kMaskUnchanged);
+    }
+  }
+  return out;
+}
+
+}  // namespace aftermath

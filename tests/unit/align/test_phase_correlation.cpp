@@ -1,0 +1,184 @@
+// Phase correlation: sign convention, sub-pixel accuracy, large shifts, failure reasons.
+#include <cmath>
+#include <iostream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <opencv2/core.hpp>
+
+#include "aftermath/align/registration.hpp"
+#include "synthetic.hpp"
+
+namespace aftermath {
+namespace {
+
+using test::make_synthetic_pair;
+using test::make_texture;
+using test::mean_of;
+using test::shift_image;
+using test::SyntheticOptions;
+
+double error_of(const cv::Point2d& measured, const cv::Point2d& truth) {
+  return std::hypot(measured.x - truth.x, measured.y - truth.y);
+}
+
+void report(const std::string& name, const PhaseCorrelation& pc, const cv::Point2d& truth) {
+  const double err = error_of(pc.shift, truth);
+  std::cout << "[align] " << name << ": truth (" << truth.x << ", " << truth.y << ") measured (" << pc.shift.x
+            << ", " << pc.shift.y << ") error " << err << " px, peak " << pc.peak << "\n";
+  ::testing::Test::RecordProperty(name + "_error_px", std::to_string(err));
+}
+
+struct Pair {
+  cv::Mat pre, post;
+};
+
+Pair intensity_pair(int size, cv::Point2d shift, double gain = 1.0, double offset = 0.0, double noise = 1.0) {
+  SyntheticOptions o;
+  o.width = size;
+  o.height = size;
+  o.shift = shift;
+  o.gain = gain;
+  o.offset = offset;
+  o.noise = noise;
+  const auto pair = make_synthetic_pair(o);
+  return {mean_of(pair.pre), mean_of(pair.post)};
+}
+
+TEST(PhaseCorrelate, SignConventionIntegerShift) {
+  const cv::Mat ref = make_texture(128, 128, 3);
+  const cv::Point2d truth(3, -5);
+  const cv::Mat mov = shift_image(ref, truth);  // mov(p + truth) = ref(p)
+  const auto pc = phase_correlate(ref, mov, {}, {}, 16);
+  ASSERT_TRUE(pc.ok) << pc.reason;
+  report("sign_integer", pc, truth);
+  EXPECT_LT(error_of(pc.shift, truth), 0.02);
+  EXPECT_GT(pc.peak, 0.5);
+  EXPECT_LE(pc.peak, 1.0);
+}
+
+TEST(PhaseCorrelate, SubPixelShiftOnWindows) {
+  const cv::Point2d truth(2.3, -1.7);
+  const Pair p = intensity_pair(512, truth);
+  for (int wy = 0; wy < 2; ++wy) {
+    for (int wx = 0; wx < 2; ++wx) {
+      const cv::Rect r(wx * 256, wy * 256, 256, 256);
+      const auto pc = phase_correlate(p.pre(r), p.post(r), {}, {}, 64);
+      ASSERT_TRUE(pc.ok) << pc.reason;
+      report("subpixel_window_" + std::to_string(wy * 2 + wx), pc, truth);
+      EXPECT_LT(error_of(pc.shift, truth), 0.05);
+    }
+  }
+}
+
+TEST(PhaseCorrelate, SubPixelShiftWithRadiometricChange) {
+  const cv::Point2d truth(2.3, -1.7);
+  const Pair p = intensity_pair(512, truth, 1.3, 10.0, 2.0);
+  for (int wy = 0; wy < 2; ++wy) {
+    for (int wx = 0; wx < 2; ++wx) {
+      const cv::Rect r(wx * 256, wy * 256, 256, 256);
+      const auto pc = phase_correlate(p.pre(r), p.post(r), {}, {}, 64);
+      ASSERT_TRUE(pc.ok) << pc.reason;
+      report("radiometric_window_" + std::to_string(wy * 2 + wx), pc, truth);
+      EXPECT_LT(error_of(pc.shift, truth), 0.05);
+    }
+  }
+}
+
+TEST(PhaseCorrelate, LargerShifts) {
+  for (const cv::Point2d truth : {cv::Point2d(17.4, -9.3), cv::Point2d(40, 25)}) {
+    const Pair p = intensity_pair(512, truth);
+    const auto pc = phase_correlate(p.pre, p.post, {}, {}, 64);
+    ASSERT_TRUE(pc.ok) << pc.reason;
+    report("large_512_" + std::to_string(static_cast<int>(truth.x)), pc, truth);
+    EXPECT_LT(error_of(pc.shift, truth), 0.05);
+    // The same on a 256 x 256 window.
+    const cv::Rect r(128, 128, 256, 256);
+    const auto pw = phase_correlate(p.pre(r), p.post(r), {}, {}, 64);
+    ASSERT_TRUE(pw.ok) << pw.reason;
+    report("large_256_" + std::to_string(static_cast<int>(truth.x)), pw, truth);
+    EXPECT_LT(error_of(pw.shift, truth), 0.05);
+  }
+}
+
+TEST(PhaseCorrelate, VeryLargeShiftOn1024) {
+  const cv::Point2d truth(150, -20);
+  const Pair p = intensity_pair(1024, truth);
+  const auto pc = phase_correlate(p.pre, p.post, {}, {}, 256);
+  ASSERT_TRUE(pc.ok) << pc.reason;
+  report("very_large_1024", pc, truth);
+  EXPECT_LT(error_of(pc.shift, truth), 0.1);
+}
+
+TEST(PhaseCorrelate, ConstantImagesHaveNoTexture) {
+  const cv::Mat flat(128, 128, CV_32F, cv::Scalar(42));
+  const cv::Mat tex = make_texture(128, 128, 5);
+  for (const auto& [a, b] : {std::pair{flat, flat}, std::pair{flat, tex}, std::pair{tex, flat}}) {
+    const auto pc = phase_correlate(a, b, {}, {}, 16);
+    EXPECT_FALSE(pc.ok);
+    EXPECT_EQ(pc.reason, "no texture");
+    EXPECT_FALSE(std::isnan(pc.shift.x) || std::isnan(pc.shift.y) || std::isnan(pc.peak));
+  }
+  const cv::Mat zeros = cv::Mat::zeros(64, 64, CV_32F);
+  const auto pz = phase_correlate(zeros, zeros, {}, {}, 8);
+  EXPECT_FALSE(pz.ok);
+  EXPECT_EQ(pz.reason, "no texture");
+}
+
+TEST(PhaseCorrelate, HalfInvalidWindow) {
+  const cv::Point2d truth(2.3, -1.7);
+  const Pair p = intensity_pair(512, truth);
+  const cv::Rect r(128, 128, 256, 256);
+  cv::Mat ref = p.pre(r).clone(), mov = p.post(r).clone();
+  cv::Mat ref_valid(ref.size(), CV_8U, cv::Scalar(255)), mov_valid(mov.size(), CV_8U, cv::Scalar(255));
+  // Left half of the moving window is nodata (garbage values that must be ignored).
+  mov_valid(cv::Rect(0, 0, 128, 256)).setTo(0);
+  mov(cv::Rect(0, 0, 128, 256)).setTo(-9999);
+  const auto pc = phase_correlate(ref, mov, ref_valid, mov_valid, 64);
+  ASSERT_TRUE(pc.ok) << pc.reason;
+  report("half_invalid", pc, truth);
+  EXPECT_LT(error_of(pc.shift, truth), 0.05);
+
+  // NaN pixels count as invalid too.
+  cv::Mat mov_nan = p.post(r).clone();
+  mov_nan(cv::Rect(0, 0, 128, 256)).setTo(std::nan(""));
+  const auto pn = phase_correlate(ref, mov_nan, {}, {}, 64);
+  ASSERT_TRUE(pn.ok) << pn.reason;
+  EXPECT_LT(error_of(pn.shift, truth), 0.05);
+
+  // Less than half valid: a clear reason.
+  mov_valid(cv::Rect(0, 0, 160, 256)).setTo(0);
+  const auto pf = phase_correlate(ref, mov, ref_valid, mov_valid, 64);
+  EXPECT_FALSE(pf.ok);
+  EXPECT_EQ(pf.reason, "too few valid pixels");
+}
+
+TEST(PhaseCorrelate, ShiftBeyondMaximum) {
+  const cv::Point2d truth(20.4, 3.1);
+  const Pair p = intensity_pair(256, truth);
+  const auto within = phase_correlate(p.pre, p.post, {}, {}, 32);
+  ASSERT_TRUE(within.ok) << within.reason;
+  EXPECT_LT(error_of(within.shift, truth), 0.05);
+  const auto beyond = phase_correlate(p.pre, p.post, {}, {}, 10);
+  EXPECT_FALSE(beyond.ok);
+  EXPECT_EQ(beyond.reason, "shift beyond max_shift_px");
+}
+
+TEST(PhaseCorrelate, NonSquareAndOddSizes) {
+  const cv::Point2d truth(-1.6, 0.8);
+  const Pair p = intensity_pair(512, truth);
+  const cv::Rect r(37, 61, 301, 173);
+  const auto pc = phase_correlate(p.pre(r), p.post(r), {}, {}, 32);
+  ASSERT_TRUE(pc.ok) << pc.reason;
+  report("odd_size", pc, truth);
+  EXPECT_LT(error_of(pc.shift, truth), 0.05);
+}
+
+TEST(PhaseCorrelate, BadInputsAreReported) {
+  const cv::Mat a = make_texture(64, 64, 1), b = make_texture(32, 64, 2);
+  EXPECT_FALSE(phase_correlate(a, b, {}, {}, 8).ok);
+  EXPECT_FALSE(phase_correlate(cv::Mat(), cv::Mat(), {}, {}, 8).ok);
+}
+
+}  // namespace
+}  // namespace aftermath

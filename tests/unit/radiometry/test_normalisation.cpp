@@ -1,0 +1,125 @@
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "aftermath/radiometry/normalisation.hpp"
+#include "synthetic.hpp"
+
+namespace aftermath {
+namespace {
+
+cv::Mat all_valid(cv::Size s) { return cv::Mat(s, CV_8U, cv::Scalar(255)); }
+
+TEST(RobustLinear, MapsGainAndOffsetBack) {
+  test::SyntheticOptions o;
+  o.width = 384;
+  o.height = 384;
+  o.buildings = 30;
+  o.destroyed_fraction = 0.0;
+  o.noise = 1.0;
+  o.gain = 1.3;
+  o.offset = 10.0;
+  auto pair = test::make_synthetic_pair(o);
+  const cv::Mat valid = all_valid(pair.pre[0].size());
+  const LinearNormalisation n = fit_robust_linear(pair.pre, pair.post, valid);
+  ASSERT_EQ(n.gain.size(), 3u);
+  ASSERT_EQ(n.offset.size(), 3u);
+  for (std::size_t b = 0; b < 3; ++b) {
+    // The fitted map inverts post = 1.3 pre + 10: gain ~ 1/1.3, offset ~ -10/1.3.
+    EXPECT_NEAR(n.gain[b] * 1.3, 1.0, 0.01) << "band " << b;
+    EXPECT_NEAR(n.offset[b], -10.0 / 1.3, 0.01 * 10.0 / 1.3 + 0.05) << "band " << b;
+    // Equivalently the implied forward map is (1.3, 10) within 1%.
+    EXPECT_NEAR(1.0 / n.gain[b], 1.3, 0.013);
+    EXPECT_NEAR(-n.offset[b] / n.gain[b], 10.0, 0.1 + 0.01 * 110);  // offset error scales with the level
+  }
+  apply(n, pair.post);
+  for (std::size_t b = 0; b < 3; ++b) {
+    cv::Mat diff = pair.post[b] - pair.pre[b];
+    cv::Scalar mean, sd;
+    cv::meanStdDev(diff, mean, sd);
+    EXPECT_NEAR(mean[0], 0.0, 0.3);
+    EXPECT_LT(sd[0], 1.2);  // the noise, 1 / 1.3, plus a little fit error
+  }
+}
+
+TEST(RobustLinear, ExactWithoutNoise) {
+  test::SyntheticOptions o;
+  o.width = 256;
+  o.height = 256;
+  o.noise = 0.0;
+  o.destroyed_fraction = 0.0;
+  o.gain = 0.8;
+  o.offset = -5.0;
+  auto pair = test::make_synthetic_pair(o);
+  const LinearNormalisation n = fit_robust_linear(pair.pre, pair.post, all_valid(pair.pre[0].size()));
+  for (std::size_t b = 0; b < pair.pre.size(); ++b) {
+    EXPECT_NEAR(n.gain[b], 1.0 / 0.8, 1e-4);
+    EXPECT_NEAR(n.offset[b], 5.0 / 0.8, 1e-2);
+  }
+}
+
+TEST(RobustLinear, OnlyValidPixelsCount) {
+  cv::Mat pre(64, 64, CV_32F), post(64, 64, CV_32F);
+  cv::RNG rng(3);
+  rng.fill(pre, cv::RNG::UNIFORM, 0.0, 100.0);
+  post = pre * 2.0 + 1.0;
+  cv::Mat valid = all_valid(pre.size());
+  // Garbage in invalid pixels must not move the fit.
+  post(cv::Rect(0, 0, 64, 20)).setTo(1e6);
+  valid(cv::Rect(0, 0, 64, 20)).setTo(0);
+  const LinearNormalisation n = fit_robust_linear({pre}, {post}, valid);
+  EXPECT_NEAR(n.gain[0], 0.5, 1e-5);
+  EXPECT_NEAR(n.offset[0], -0.5, 1e-3);
+}
+
+TEST(RobustLinear, ConstantBandGivesMedianOffsetNoNaN) {
+  cv::Mat pre(32, 32, CV_32F), post(32, 32, CV_32F, cv::Scalar(42.0));
+  cv::RNG rng(5);
+  rng.fill(pre, cv::RNG::UNIFORM, 0.0, 100.0);
+  cv::Mat pre_const(32, 32, CV_32F, cv::Scalar(40.0));
+  const LinearNormalisation n = fit_robust_linear({pre, pre_const}, {post, post.clone()}, all_valid(pre.size()));
+  for (std::size_t b = 0; b < 2; ++b) {
+    EXPECT_TRUE(std::isfinite(n.gain[b]));
+    EXPECT_TRUE(std::isfinite(n.offset[b]));
+    EXPECT_DOUBLE_EQ(n.gain[b], 1.0);
+  }
+  EXPECT_DOUBLE_EQ(n.offset[1], -2.0);
+  std::vector<cv::Mat> bands{post.clone(), post.clone()};
+  apply(n, bands);
+  EXPECT_EQ(cv::countNonZero(bands[0] != bands[0]), 0);  // no NaN
+  EXPECT_FLOAT_EQ(bands[1].at<float>(7, 7), 40.0f);
+}
+
+TEST(RobustLinear, NoValidPixelIsIdentity) {
+  cv::Mat pre(16, 16, CV_32F, cv::Scalar(10.0)), post(16, 16, CV_32F, cv::Scalar(99.0));
+  const cv::Mat valid(16, 16, CV_8U, cv::Scalar(0));
+  const LinearNormalisation n = fit_robust_linear({pre, pre}, {post, post}, valid);
+  ASSERT_EQ(n.gain.size(), 2u);
+  for (std::size_t b = 0; b < 2; ++b) {
+    EXPECT_EQ(n.gain[b], 1.0);
+    EXPECT_EQ(n.offset[b], 0.0);
+  }
+  std::vector<cv::Mat> bands{post.clone()};
+  apply(LinearNormalisation{{1.0}, {0.0}}, bands);
+  EXPECT_EQ(cv::norm(bands[0], post, cv::NORM_INF), 0.0);
+}
+
+TEST(RobustLinear, ExactMedianEvenCount) {
+  // pre = {1, 2, 3, 4} (median 2.5, MAD 1), post = {0, 0, 2, 2} (median 1, MAD 1): gain 1, offset 1.5.
+  cv::Mat pre = (cv::Mat_<float>(1, 4) << 1, 2, 3, 4);
+  cv::Mat post = (cv::Mat_<float>(1, 4) << 0, 0, 2, 2);
+  const LinearNormalisation n = fit_robust_linear({pre}, {post}, all_valid(pre.size()));
+  EXPECT_DOUBLE_EQ(n.gain[0], 1.0);
+  EXPECT_DOUBLE_EQ(n.offset[0], 1.5);
+}
+
+TEST(RobustLinear, ApplyInPlace) {
+  cv::Mat post = (cv::Mat_<float>(1, 3) << 0, 1, 2);
+  std::vector<cv::Mat> bands{post};
+  apply(LinearNormalisation{{2.0}, {3.0}}, bands);
+  EXPECT_FLOAT_EQ(post.at<float>(0, 0), 3.0f);  // shares data: modified in place
+  EXPECT_FLOAT_EQ(post.at<float>(0, 2), 7.0f);
+}
+
+}  // namespace
+}  // namespace aftermath

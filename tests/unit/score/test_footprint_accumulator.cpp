@@ -1,0 +1,270 @@
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "aftermath/core/error.hpp"
+#include "aftermath/score/footprint_accumulator.hpp"
+#include "aftermath/score/threshold.hpp"
+
+namespace aftermath {
+namespace {
+
+Footprint polygon(std::int64_t id, std::vector<std::vector<cv::Point2d>> rings) {
+  Footprint f;
+  f.id = id;
+  f.rings = std::move(rings);
+  finalize_geometry(f);
+  return f;
+}
+
+Footprint rect(std::int64_t id, double x0, double y0, double x1, double y1) {
+  return polygon(id, {{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}}});
+}
+
+struct Layers {
+  cv::Mat score, valid, mask;
+};
+
+Layers random_layers(int w, int h, unsigned seed) {
+  Layers l;
+  cv::RNG rng(seed);
+  l.score = cv::Mat(h, w, CV_32F);
+  rng.fill(l.score, cv::RNG::UNIFORM, 0.0, 1.0);
+  cv::Mat u(h, w, CV_32F);
+  rng.fill(u, cv::RNG::UNIFORM, 0.0, 1.0);
+  l.valid = cv::Mat(h, w, CV_8U);
+  for (int r = 0; r < h; ++r)
+    for (int c = 0; c < w; ++c) l.valid.at<std::uint8_t>(r, c) = u.at<float>(r, c) < 0.85f ? 255 : 0;
+  l.mask = damage_mask(l.score, l.valid, 0.6, 0);
+  return l;
+}
+
+/// Runs index + accumulate over a tile grid on full-grid layers (cropped to each core).
+std::vector<FeatureSums> accumulate(const std::vector<Footprint>& fs, const Layers& l, int tile_size) {
+  const TileGrid grid(l.score.cols, l.score.rows, tile_size, 0);
+  const FootprintIndex index(fs, grid);
+  FootprintAccumulator acc(fs.size());
+  for (int i = 0; i < grid.count(); ++i) {
+    const Tile t = grid.tile(i);
+    const cv::Rect r = t.core.rect();
+    acc.add(accumulate_tile(fs, index.in_tile(i), t, l.score(r), l.valid(r), l.mask(r)));
+  }
+  return acc.sums();
+}
+
+/// Reference: pixel-centre point-in-polygon test (even-odd, same half-open crossing rule).
+FeatureSums brute_force(const Footprint& f, const Layers& l) {
+  FeatureSums s;
+  std::int64_t q = 0;
+  for (int r = 0; r < l.score.rows; ++r) {
+    const double y = r + 0.5;
+    for (int c = 0; c < l.score.cols; ++c) {
+      const double x = c + 0.5;
+      int crossings = 0;
+      for (const auto& ring : f.rings) {
+        for (std::size_t k = 0, n = ring.size(); k < n; ++k) {
+          const auto& p = ring[k];
+          const auto& e = ring[(k + 1) % n];
+          if ((p.y <= y) != (e.y <= y)) {
+            const double xc = p.x + (y - p.y) * (e.x - p.x) / (e.y - p.y);
+            if (xc <= x) ++crossings;
+          }
+        }
+      }
+      if (crossings % 2 == 0) continue;
+      ++s.inside;
+      if (l.valid.at<std::uint8_t>(r, c) != 0) {
+        ++s.valid;
+        q += std::llround(double(l.score.at<float>(r, c)) * 16777216.0);
+        if (l.mask.at<std::uint8_t>(r, c) == kMaskChanged) ++s.changed;
+      }
+    }
+  }
+  s.score_sum = double(q) / 16777216.0;
+  return s;
+}
+
+void expect_same(const FeatureSums& a, const FeatureSums& b, const std::string& what) {
+  EXPECT_EQ(a.inside, b.inside) << what;
+  EXPECT_EQ(a.valid, b.valid) << what;
+  EXPECT_EQ(a.changed, b.changed) << what;
+  EXPECT_EQ(a.score_sum, b.score_sum) << what;  // exact, not near
+}
+
+std::vector<Footprint> tricky_features() {
+  std::vector<Footprint> fs;
+  // 0: a diamond centred on the four-tile corner (256, 256), with fractional vertices.
+  fs.push_back(polygon(0, {{{256.3, 200.7}, {311.1, 256.0}, {256.0, 309.9}, {201.4, 256.2}}}));
+  // 1: a square with a square hole, straddling the vertical tile edge.
+  fs.push_back(polygon(1, {{{230, 40}, {290, 40}, {290, 100}, {230, 100}},
+                           {{245.5, 55.5}, {270.25, 55.5}, {270.25, 80.75}, {245.5, 80.75}}}));
+  // 2: a concave "U", straddling the horizontal tile edge, explicitly closed ring.
+  fs.push_back(polygon(2, {{{40, 240}, {90, 240}, {90, 290}, {75, 290}, {75, 255}, {55, 255}, {55, 290},
+                            {40, 290}, {40, 240}}}));
+  // 3: a thin sliver along a tile edge.
+  fs.push_back(rect(3, 255.6, 300.0, 256.4, 400.0));
+  // 4: a triangle entirely inside one tile.
+  fs.push_back(polygon(4, {{{400.2, 400.9}, {480.7, 420.3}, {430.1, 470.8}}}));
+  // 5: a feature partly outside the grid.
+  fs.push_back(rect(5, -20.0, 480.0, 30.0, 530.0));
+  return fs;
+}
+
+TEST(FootprintIndex, BboxAgainstTileCores) {
+  const TileGrid grid(512, 512, 256, 8);
+  std::vector<Footprint> fs;
+  fs.push_back(rect(0, 250, 250, 262, 262));  // all four
+  fs.push_back(rect(1, 10, 10, 20, 20));      // tile 0
+  fs.push_back(rect(2, 256, 10, 270, 20));    // touches tile 0's edge only: tile 1
+  fs.push_back(rect(3, -50, -50, -30, -30));  // outside
+  fs.push_back(rect(4, 300, 300, 600, 600));  // tile 3, beyond the grid
+  const FootprintIndex index(fs, grid);
+  EXPECT_EQ(index.in_tile(0), (std::vector<std::int64_t>{0, 1}));
+  EXPECT_EQ(index.in_tile(1), (std::vector<std::int64_t>{0, 2}));
+  EXPECT_EQ(index.in_tile(2), (std::vector<std::int64_t>{0}));
+  EXPECT_EQ(index.in_tile(3), (std::vector<std::int64_t>{0, 4}));
+}
+
+TEST(AccumulateTile, HalfOpenPixelCentreRule) {
+  const Layers l = random_layers(64, 64, 1);
+  // Columns with 10.5 <= c + 0.5 < 20.5 (c = 10..19), rows with 5 <= r + 0.5 < 8 (r = 5..7).
+  const auto sums = accumulate({rect(0, 10.5, 5.0, 20.5, 8.0)}, l, 64);
+  EXPECT_EQ(sums[0].inside, 30);
+  // An integer-cornered rectangle covers exactly its pixels.
+  EXPECT_EQ(accumulate({rect(0, 3, 4, 13, 9)}, l, 64)[0].inside, 50);
+  // Degenerate rings fill nothing.
+  EXPECT_EQ(accumulate({rect(0, 3, 4, 3, 9)}, l, 64)[0].inside, 0);
+}
+
+TEST(AccumulateTile, MatchesBruteForcePointInPolygon) {
+  const Layers l = random_layers(512, 512, 2);
+  const auto fs = tricky_features();
+  const auto sums = accumulate(fs, l, 512);
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    expect_same(sums[i], brute_force(fs[i], l), "feature " + std::to_string(i));
+    EXPECT_GT(sums[i].inside, 0) << i;
+  }
+}
+
+TEST(AccumulateTile, SplitAcrossTilesEqualsOneTile) {
+  const Layers l = random_layers(512, 512, 3);
+  const auto fs = tricky_features();
+  const auto one = accumulate(fs, l, 512);
+  for (int ts : {256, 100, 64, 37}) {
+    const auto many = accumulate(fs, l, ts);
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      expect_same(one[i], many[i], "feature " + std::to_string(i) + " tile " + std::to_string(ts));
+    }
+  }
+  // The diamond really is in all four tiles of the 256 grid.
+  const FootprintIndex index(fs, TileGrid(512, 512, 256, 0));
+  for (int t = 0; t < 4; ++t) {
+    const auto& ids = index.in_tile(t);
+    EXPECT_NE(std::find(ids.begin(), ids.end(), 0), ids.end()) << t;
+  }
+}
+
+TEST(Classify, HalfOutsideFullyOutsideAndNoData) {
+  Layers l = random_layers(100, 100, 4);
+  l.valid(cv::Rect(60, 60, 30, 30)).setTo(0);
+  l.mask = damage_mask(l.score, l.valid, 0.6, 0);
+  std::vector<Footprint> fs;
+  fs.push_back(rect(0, -10.0, 40.0, 10.0, 60.0));    // half outside
+  fs.push_back(rect(1, -10.3, 20.0, 9.7, 30.0));     // half outside, fractional
+  fs.push_back(rect(2, -50.0, 40.0, -30.0, 60.0));   // fully outside
+  fs.push_back(rect(3, 65.0, 65.0, 85.0, 85.0));     // over invalid pixels only
+  fs.push_back(rect(4, 20.0, 20.0, 40.0, 40.0));     // normal
+  fs.push_back(rect(5, 95.0, 95.0, 130.0, 130.0));   // mostly outside the grid
+  FootprintAccumulator acc(fs.size());
+  const TileGrid grid(100, 100, 64, 0);
+  const FootprintIndex index(fs, grid);
+  for (int i = 0; i < grid.count(); ++i) {
+    const Tile t = grid.tile(i);
+    acc.add(accumulate_tile(fs, index.in_tile(i), t, l.score(t.core.rect()), l.valid(t.core.rect()),
+                            l.mask(t.core.rect())));
+  }
+  DamageConfig cfg;
+  auto res = acc.finalize(fs, cfg);
+  EXPECT_NEAR(res[0].coverage, 0.5, 1e-12);
+  EXPECT_NEAR(res[1].coverage, 0.5, 1.0 * 10 / 200);  // within a pixel column
+  EXPECT_EQ(res[0].status, FeatureStatus::scored);
+  EXPECT_EQ(res[2].status, FeatureStatus::outside);
+  EXPECT_EQ(res[2].damage, DamageClass::unclassified);
+  EXPECT_EQ(res[2].sums.inside, 0);
+  EXPECT_EQ(res[3].status, FeatureStatus::no_data);
+  EXPECT_EQ(res[3].damage, DamageClass::unclassified);
+  EXPECT_EQ(res[3].sums.inside, 400);
+  EXPECT_EQ(res[4].status, FeatureStatus::scored);
+  EXPECT_EQ(res[4].coverage, 1.0);
+  EXPECT_NEAR(res[5].coverage, 25.0 / (35.0 * 35.0), 1e-12);
+  // All-invalid is no_data even when no valid fraction is required.
+  cfg.min_valid_fraction = 0.0;
+  res = acc.finalize(fs, cfg);
+  EXPECT_EQ(res[3].status, FeatureStatus::no_data);
+  EXPECT_NE(res[3].damage, DamageClass::no_damage);
+  for (const auto& r : res) {
+    EXPECT_GE(r.confidence, 0.0);
+    EXPECT_LE(r.confidence, 1.0);
+    EXPECT_GE(r.coverage, 0.0);
+    EXPECT_LE(r.coverage, 1.0);
+  }
+}
+
+TEST(Classify, ClassesMetricsAndConfidence) {
+  Footprint f = rect(0, 0, 0, 10, 10);
+  DamageConfig cfg;  // 0.15 / 0.35 / 0.55
+  auto with = [&](std::int64_t changed, double score_sum) {
+    FeatureSums s;
+    s.inside = 100;
+    s.valid = 100;
+    s.changed = changed;
+    s.score_sum = score_sum;
+    return classify_feature(f, s, cfg);
+  };
+  EXPECT_EQ(with(0, 0).damage, DamageClass::no_damage);
+  EXPECT_DOUBLE_EQ(with(0, 0).confidence, 1.0);
+  EXPECT_EQ(with(15, 0).damage, DamageClass::minor);
+  EXPECT_DOUBLE_EQ(with(15, 0).confidence, 0.0);
+  EXPECT_EQ(with(40, 0).damage, DamageClass::major);
+  EXPECT_NEAR(with(40, 0).confidence, 0.5, 1e-9);
+  EXPECT_EQ(with(55, 0).damage, DamageClass::destroyed);
+  EXPECT_EQ(with(100, 0).damage, DamageClass::destroyed);
+  EXPECT_DOUBLE_EQ(with(100, 0).changed_fraction, 1.0);
+  cfg.metric = "mean_score";
+  EXPECT_EQ(with(0, 60.0).damage, DamageClass::destroyed);
+  EXPECT_DOUBLE_EQ(with(0, 60.0).mean_score, 0.6);
+  EXPECT_EQ(with(100, 10.0).damage, DamageClass::no_damage);
+  // Low valid fraction -> no_data.
+  cfg.metric = "changed_fraction";
+  FeatureSums s;
+  s.inside = 100;
+  s.valid = 49;
+  s.changed = 49;
+  EXPECT_EQ(classify_feature(f, s, cfg).status, FeatureStatus::no_data);
+  s.valid = 50;
+  EXPECT_EQ(classify_feature(f, s, cfg).status, FeatureStatus::scored);
+  // Zero-area feature with pixels: coverage 1.
+  Footprint g;
+  s.valid = 100;
+  EXPECT_EQ(classify_feature(g, s, cfg).coverage, 1.0);
+  cfg.metric = "bogus";
+  EXPECT_THROW((void)classify_feature(f, s, cfg), Error);
+}
+
+TEST(FeatureSums, MergeAndAccumulatorOrder) {
+  FeatureSums a{3, 2, 1, 0.5}, b{4, 4, 2, 1.25};
+  a.merge(b);
+  EXPECT_EQ(a.inside, 7);
+  EXPECT_EQ(a.valid, 6);
+  EXPECT_EQ(a.changed, 3);
+  EXPECT_EQ(a.score_sum, 1.75);
+  FootprintAccumulator acc(2);
+  acc.add({{1, b}, {0, b}});
+  acc.add({{1, b}});
+  EXPECT_EQ(acc.sums()[1].inside, 8);
+  EXPECT_EQ(acc.sums()[0].inside, 4);
+  EXPECT_THROW(acc.add({{2, b}}), Error);
+}
+
+}  // namespace
+}  // namespace aftermath
