@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -47,10 +48,9 @@ enum class ValueType { integer, real, optional_real, boolean, string, integer_li
 using Value = std::variant<std::int64_t, double, std::optional<double>, bool, std::string,
                            std::vector<std::int64_t>, std::vector<std::string>>;
 
-static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(
-                                                            ValueType::string_list),
-                                                        Value>,
-                             std::vector<std::string>>);
+static_assert(std::is_same_v<
+              std::variant_alternative_t<static_cast<std::size_t>(ValueType::string_list), Value>,
+              std::vector<std::string>>);
 
 /// Accepted numbers (for lists: each element). Bounds are inclusive unless lo_open.
 struct Range {
@@ -128,8 +128,7 @@ struct Codec<std::vector<std::string>> {
 };
 
 template <auto kSection, auto kMember>
-using MemberType =
-    std::remove_cvref_t<decltype((std::declval<JobConfig&>().*kSection).*kMember)>;
+using MemberType = std::remove_cvref_t<decltype((std::declval<JobConfig&>().*kSection).*kMember)>;
 
 template <auto kSection, auto kMember>
 Value get_member(const JobConfig& config) {
@@ -143,10 +142,10 @@ void set_member(JobConfig& config, const Value& value) {
 struct KeySpec {
   std::string_view key;  ///< dotted name, e.g. "threshold.value"
   ValueType type;
-  Range range;                                 ///< numbers; for integer lists, each element
-  std::span<const std::string_view> choices;   ///< strings; empty = free text
-  std::size_t min_items;                       ///< lists: fewest elements
-  std::string_view rule;                       ///< cross-field rule, for describe_config()
+  Range range;                                ///< numbers; for integer lists, each element
+  std::span<const std::string_view> choices;  ///< strings; empty = free text
+  std::size_t min_items;                      ///< lists: fewest elements
+  std::string_view rule;                      ///< cross-field rule, for describe_config()
   std::string_view meaning;
   Value (*get)(const JobConfig&);
   void (*set)(JobConfig&, const Value&);
@@ -169,7 +168,8 @@ struct KeyOptions {
 };
 
 template <auto kSection, auto kMember>
-constexpr KeySpec make_key(std::string_view key, std::string_view meaning, KeyOptions options = {}) {
+constexpr KeySpec make_key(std::string_view key, std::string_view meaning,
+                           KeyOptions options = {}) {
   return KeySpec{key,
                  Codec<MemberType<kSection, kMember>>::kType,
                  options.range,
@@ -185,15 +185,13 @@ constexpr std::array<std::string_view, 3> kResamplings{"nearest", "bilinear", "c
 constexpr std::array<std::string_view, 1> kDetectMethods{"cva"};
 constexpr std::array<std::string_view, 2> kThresholdMethods{"fixed", "otsu"};
 constexpr std::array<std::string_view, 2> kDamageMetrics{"changed_fraction", "mean_score"};
-constexpr std::array<std::string_view, 8> kSections{
-    "grid", "tiling", "input", "align", "detect", "threshold", "damage", "output"};
+constexpr std::array<std::string_view, 8> kSections{"grid",   "tiling",    "input",  "align",
+                                                    "detect", "threshold", "damage", "output"};
 
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 constexpr Range kFraction{0, 1};
 
-Value get_schema_version(const JobConfig& config) {
-  return std::int64_t{config.schema_version};
-}
+Value get_schema_version(const JobConfig& config) { return std::int64_t{config.schema_version}; }
 void set_schema_version(JobConfig& config, const Value& value) {
   config.schema_version = static_cast<int>(std::get<std::int64_t>(value));
 }
@@ -201,11 +199,19 @@ void set_schema_version(JobConfig& config, const Value& value) {
 using C = JobConfig;
 // In the order of the header (and of to_yaml's output).
 const auto kKeys = std::to_array<KeySpec>({
-    {kSchemaVersionKey, ValueType::integer, {kConfigSchemaVersion, kConfigSchemaVersion}, {}, 0,
-     "required", "version of this file format", &get_schema_version, &set_schema_version},
+    {kSchemaVersionKey,
+     ValueType::integer,
+     {kConfigSchemaVersion, kConfigSchemaVersion},
+     {},
+     0,
+     "required",
+     "version of this file format",
+     &get_schema_version,
+     &set_schema_version},
     make_key<&C::grid, &GridConfig::crs>(
-        "grid.crs", "CRS of the analysis grid (anything GDAL's SetFromUserInput takes); \"\" = "
-                    "the pre scene's"),
+        "grid.crs",
+        "CRS of the analysis grid (anything GDAL's SetFromUserInput takes); \"\" = "
+        "the pre scene's"),
     make_key<&C::grid, &GridConfig::resolution>(
         "grid.resolution", "pixel size in CRS units; 0 = the pre scene's", {.range = {0, kInf}}),
     make_key<&C::tiling, &TilingConfig::tile_size>(
@@ -213,8 +219,8 @@ const auto kKeys = std::to_array<KeySpec>({
     make_key<&C::tiling, &TilingConfig::halo>("tiling.halo", "extra pixels read around a tile, px",
                                               {.range = {0, 512}, .rule = "< tiling.tile_size"}),
     make_key<&C::tiling, &TilingConfig::tiles_in_flight>(
-        "tiling.tiles_in_flight",
-        "tiles in the pipeline at once (the memory cap); 0 = 2 x threads", {.range = {0, 1024}}),
+        "tiling.tiles_in_flight", "tiles in the pipeline at once (the memory cap); 0 = 2 x threads",
+        {.range = {0, 1024}}),
     make_key<&C::input, &InputConfig::pre_bands>(
         "input.pre_bands", "1-based bands of the pre scene to use; [] = all",
         {.range = {1, 65535}, .rule = "same length as input.post_bands"}),
@@ -227,9 +233,8 @@ const auto kKeys = std::to_array<KeySpec>({
         "input.post_nodata", "overrides the post file's nodata value; ~ = the file's"),
     make_key<&C::input, &InputConfig::resampling>(
         "input.resampling", "resampling when warping onto the grid", {.choices = kResamplings}),
-    make_key<&C::input, &InputConfig::max_pixels>("input.max_pixels",
-                                                  "largest accepted scene, width x height",
-                                                  {.range = {1, 1e12}}),
+    make_key<&C::input, &InputConfig::max_pixels>(
+        "input.max_pixels", "largest accepted scene, width x height", {.range = {1, 1e12}}),
     make_key<&C::input, &InputConfig::min_overlap_px>(
         "input.min_overlap_px", "smallest accepted overlap side, px", {.range = {1, 1e6}}),
     make_key<&C::input, &InputConfig::allowed_drivers>(
@@ -238,15 +243,13 @@ const auto kKeys = std::to_array<KeySpec>({
         {.min_items = 1}),
     make_key<&C::align, &AlignConfig::enabled>(
         "align.enabled", "co-register the post scene onto the pre scene before detection"),
-    make_key<&C::align, &AlignConfig::window_size>(
-        "align.window_size", "side of a tie-point correlation window, px",
-        {.range = {32, 2048}, .rule = "power of two"}),
+    make_key<&C::align, &AlignConfig::window_size>("align.window_size",
+                                                   "side of a tie-point correlation window, px",
+                                                   {.range = {32, 2048}, .rule = "power of two"}),
     make_key<&C::align, &AlignConfig::max_windows>(
-        "align.max_windows", "tie-point windows sampled across the overlap",
-        {.range = {1, 10000}}),
-    make_key<&C::align, &AlignConfig::max_shift_px>("align.max_shift_px",
-                                                    "largest shift searched, px",
-                                                    {.range = {0, 4096}}),
+        "align.max_windows", "tie-point windows sampled across the overlap", {.range = {1, 10000}}),
+    make_key<&C::align, &AlignConfig::max_shift_px>(
+        "align.max_shift_px", "largest shift searched, px", {.range = {0, 4096}}),
     make_key<&C::align, &AlignConfig::min_peak>(
         "align.min_peak", "smallest normalised correlation peak kept", {.range = kFraction}),
     make_key<&C::align, &AlignConfig::min_valid_fraction>(
@@ -258,24 +261,24 @@ const auto kKeys = std::to_array<KeySpec>({
         "detect.cva_half_score_sigma",
         "CVA: the standardised change that scores 0.5 (score = m^2 / (m^2 + s^2))",
         {.range = {0, 100, true}}),
-    make_key<&C::threshold, &ThresholdConfig::method>(
-        "threshold.method", "how the change mask is cut from the score",
-        {.choices = kThresholdMethods}),
+    make_key<&C::threshold, &ThresholdConfig::method>("threshold.method",
+                                                      "how the change mask is cut from the score",
+                                                      {.choices = kThresholdMethods}),
     make_key<&C::threshold, &ThresholdConfig::value>(
         "threshold.value", "score threshold for `fixed`", {.range = kFraction}),
     make_key<&C::threshold, &ThresholdConfig::open_radius>(
         "threshold.open_radius", "morphological opening of the mask, px", {.range = {0, 32}}),
-    make_key<&C::damage, &DamageConfig::metric>(
-        "damage.metric", "per-building measure graded by the levels below",
-        {.choices = kDamageMetrics}),
+    make_key<&C::damage, &DamageConfig::metric>("damage.metric",
+                                                "per-building measure graded by the levels below",
+                                                {.choices = kDamageMetrics}),
     make_key<&C::damage, &DamageConfig::minor>("damage.minor", "metric >= minor -> minor damage",
                                                {.range = kFraction, .rule = "<= damage.major"}),
     make_key<&C::damage, &DamageConfig::major>(
         "damage.major", "metric >= major -> major damage",
         {.range = kFraction, .rule = "minor <= major <= destroyed"}),
-    make_key<&C::damage, &DamageConfig::destroyed>(
-        "damage.destroyed", "metric >= destroyed -> destroyed",
-        {.range = kFraction, .rule = ">= damage.major"}),
+    make_key<&C::damage, &DamageConfig::destroyed>("damage.destroyed",
+                                                   "metric >= destroyed -> destroyed",
+                                                   {.range = kFraction, .rule = ">= damage.major"}),
     make_key<&C::damage, &DamageConfig::min_valid_fraction>(
         "damage.min_valid_fraction", "below this valid fraction a building is `no-data`",
         {.range = kFraction}),
@@ -304,6 +307,11 @@ std::string printable(std::string_view text, std::size_t max_chars = 60) {
   std::string out;
   for (char ch : text) {
     if (out.size() >= max_chars) {
+      // Do not leave half a UTF-8 character before the ellipsis.
+      while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80) {
+        out.pop_back();
+      }
+      if (!out.empty() && static_cast<unsigned char>(out.back()) >= 0xC0) out.pop_back();
       out += "...";
       break;
     }
@@ -324,7 +332,7 @@ std::string printable(std::string_view text, std::size_t max_chars = 60) {
   return out;
 }
 
-std::string quoted(std::string_view text) { return "\"" + printable(text) + "\""; }
+std::string in_quotes(std::string_view text) { return "\"" + printable(text) + "\""; }
 
 /// Shortest text that reads back to exactly `v` (std::to_chars round-trips).
 std::string format_real(double v) {
@@ -423,11 +431,15 @@ std::string_view leaf_of(std::string_view dotted) {
 std::string suggestion_for(std::string_view unknown) {
   // Candidates: every dotted key and section. A key under the wrong section (or at the top
   // level) is matched by its last component, at a cost of one edit.
+  // Valid keys are short: a long unknown key is nowhere near one (and the distance is O(n*m)).
+  constexpr std::size_t kLongestGuess = 80;
+  std::string_view unknown_leaf = leaf_of(unknown);
+  if (unknown.size() > kLongestGuess) unknown_leaf = unknown = std::string_view{};
+  bool top_level = unknown_leaf.size() == unknown.size();
   std::vector<std::string_view> candidates;
   for (const KeySpec& spec : kKeys) candidates.push_back(spec.key);
-  for (std::string_view section : kSections) candidates.push_back(section);
+  if (top_level) candidates.insert(candidates.end(), kSections.begin(), kSections.end());
 
-  std::string_view unknown_leaf = leaf_of(unknown);
   std::size_t best = std::numeric_limits<std::size_t>::max();
   std::vector<std::string_view> nearest;
   for (std::string_view candidate : candidates) {
@@ -444,10 +456,12 @@ std::string suggestion_for(std::string_view unknown) {
   }
   std::size_t tolerance = std::max<std::size_t>(2, unknown_leaf.size() / 3);
   if (best > tolerance) {
-    // "chnage_threshold": a section name inside the unknown key is a good guess too.
+    // "chnage_threshold": a section name inside an unknown top-level key is a good guess too.
     nearest.clear();
     for (std::string_view section : kSections) {
-      if (unknown.find(section) != std::string_view::npos) nearest.push_back(section);
+      if (top_level && unknown.find(section) != std::string_view::npos) {
+        nearest.push_back(section);
+      }
     }
   }
   if (!nearest.empty()) {
@@ -477,8 +491,8 @@ std::string suggestion_for(std::string_view unknown) {
 }
 
 std::string unknown_key_message(std::string_view unknown) {
-  if (unknown == "<<") return "merge keys (<<) are not supported; write the keys out";
-  return "unknown key " + quoted(unknown) + suggestion_for(unknown);
+  if (leaf_of(unknown) == "<<") return "merge keys (<<) are not supported; write the keys out";
+  return "unknown key " + in_quotes(unknown) + suggestion_for(unknown);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,8 +528,15 @@ std::string describe_node(const YAML::Node& node) {
     case YAML::NodeType::Map:
       return "a mapping";
     case YAML::NodeType::Scalar:
-      if (node.Tag() == "!") return "the quoted string " + quoted(node.Scalar());
-      if (node.Tag() != "?") return "a scalar tagged " + printable(node.Tag());
+      if (node.Tag() == "!") return "the quoted string " + in_quotes(node.Scalar());
+      if (node.Tag() != "?") {
+        constexpr std::string_view kCoreTagPrefix = "tag:yaml.org,2002:";
+        std::string_view tag = node.Tag();
+        if (tag.starts_with(kCoreTagPrefix)) {
+          return "a scalar tagged !!" + printable(tag.substr(kCoreTagPrefix.size()));
+        }
+        return "a scalar tagged " + printable(tag);
+      }
       return printable(node.Scalar());
     case YAML::NodeType::Undefined:
       break;
@@ -533,8 +554,8 @@ std::string lowercase(std::string_view text) {
 bool is_non_finite_word(std::string_view text) {
   if (!text.empty() && (text.front() == '+' || text.front() == '-')) text.remove_prefix(1);
   std::string word = lowercase(text);
-  return word == ".nan" || word == "nan" || word == ".inf" || word == "inf" ||
-         word == "infinity" || word == ".infinity";
+  return word == ".nan" || word == "nan" || word == ".inf" || word == "inf" || word == "infinity" ||
+         word == ".infinity";
 }
 
 /// Decimal number syntax: [+-] (digits [. digits] | . digits) [(e|E) [+-] digits].
@@ -577,7 +598,7 @@ std::string plain_scalar(const YAML::Node& node, std::string_view key, std::stri
 }
 
 std::string out_of_range_message(const KeySpec& spec, std::string_view shown_key,
-                                std::string_view shown_value) {
+                                 std::string_view shown_value) {
   bool bounded = std::isfinite(spec.range.lo) && std::isfinite(spec.range.hi);
   return std::string(shown_key) + " = " + std::string(shown_value) + " is out of range: must be " +
          (bounded ? "in " : "") + range_text(spec.range, spec.type);
@@ -592,8 +613,8 @@ std::string out_of_range_message(const KeySpec& spec, std::string_view shown_key
 double parse_real(const YAML::Node& node, std::string_view key, const Origin& origin) {
   std::string text = plain_scalar(node, key, "a number", origin);
   if (is_non_finite_word(text)) {
-    fail_at(origin, node.Mark(), std::string(key) + ": " + printable(text) +
-                                     " is not a finite number");
+    fail_at(origin, node.Mark(),
+            std::string(key) + ": " + printable(text) + " is not a finite number");
   }
   bool integral = false;
   if (!is_decimal(text, integral)) {
@@ -605,9 +626,12 @@ double parse_real(const YAML::Node& node, std::string_view key, const Origin& or
   double value = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (ec == std::errc::result_out_of_range || (ec == std::errc{} && !std::isfinite(value))) {
+    // from_chars reports overflow and underflow alike; strtod tells them apart.
+    bool overflow = std::isinf(std::strtod(text.c_str(), nullptr));
     fail_at(origin, node.Mark(),
             std::string(key) + ": " + printable(text) +
-                " is not a finite number (outside the range of a double)");
+                (overflow ? " is not a finite number (too large for a double)"
+                          : " is too small for a double (underflows to 0)"));
   }
   if (ec != std::errc{} || end != digits.data() + digits.size()) {
     fail_at(origin, node.Mark(),
@@ -630,8 +654,8 @@ std::int64_t parse_integer(const YAML::Node& node, const KeySpec& spec, std::str
     std::int64_t value = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
     // Too big for 64 bits is out of every range: report the range, never wrap or saturate.
-    if (ec == std::errc::result_out_of_range) fail_range(spec, key, printable(text), node.Mark(),
-                                                         origin);
+    if (ec == std::errc::result_out_of_range)
+      fail_range(spec, key, printable(text), node.Mark(), origin);
     if (ec != std::errc{} || end != digits.data() + digits.size()) {
       fail_at(origin, node.Mark(),
               std::string(key) + ": expected an integer, got " + describe_node(node));
@@ -652,8 +676,8 @@ bool parse_bool(const YAML::Node& node, std::string_view key, const Origin& orig
   std::string text = plain_scalar(node, key, "true or false", origin);
   if (text == "true") return true;
   if (text == "false") return false;
-  fail_at(origin, node.Mark(), std::string(key) + ": expected true or false, got " +
-                                   describe_node(node));
+  fail_at(origin, node.Mark(),
+          std::string(key) + ": expected true or false, got " + describe_node(node));
 }
 
 std::string parse_string(const YAML::Node& node, std::string_view key, const Origin& origin) {
@@ -717,7 +741,7 @@ std::string check_value(const KeySpec& spec, const Value& value) {
           std::find(spec.choices.begin(), spec.choices.end(), v) != spec.choices.end()) {
         return {};
       }
-      std::string text = key + " = " + quoted(v) + " is not one of:";
+      std::string text = key + " = " + in_quotes(v) + " is not one of:";
       for (std::size_t i = 0; i < spec.choices.size(); ++i) {
         text += (i ? ", " : " ") + std::string(spec.choices[i]);
       }
@@ -809,8 +833,9 @@ std::vector<Entry> entries_of(const YAML::Node& map, const std::string& prefix,
                               const Origin& origin) {
   std::vector<Entry> entries;
   std::set<std::string> seen;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& key = it->first;
+  // `*it` is a temporary key/value pair: take copies of its nodes (they share the data).
+  for (const auto& pair : map) {
+    YAML::Node key = pair.first;
     if (!key.IsScalar()) {
       fail_at(origin, key.Mark(),
               "keys must be names, got " + describe_node(key) +
@@ -818,8 +843,8 @@ std::vector<Entry> entries_of(const YAML::Node& map, const std::string& prefix,
                                   : " in section " + prefix.substr(0, prefix.size() - 1)));
     }
     std::string name = prefix + key.Scalar();
-    if (!seen.insert(name).second) fail_at(origin, key.Mark(), "duplicate key " + quoted(name));
-    entries.push_back({std::move(name), key, it->second});
+    if (!seen.insert(name).second) fail_at(origin, key.Mark(), "duplicate key " + in_quotes(name));
+    entries.push_back({std::move(name), key, pair.second});
   }
   return entries;
 }
@@ -838,8 +863,14 @@ JobConfig parse_document(const YAML::Node& root, const Origin& origin) {
   auto version = std::find_if(top.begin(), top.end(),
                               [](const Entry& e) { return e.name == kSchemaVersionKey; });
   if (version == top.end()) {
+    std::string hint;
+    for (const Entry& entry : top) {
+      if (edit_distance(entry.name.substr(0, 32), kSchemaVersionKey) <= 2) {
+        hint = "; is " + in_quotes(entry.name) + " a misspelling?";
+      }
+    }
     fail(origin.source, "missing schema_version (this aftermath reads schema_version: " +
-                            std::to_string(kConfigSchemaVersion) + ")");
+                            std::to_string(kConfigSchemaVersion) + ")" + hint);
   }
   JobConfig config;
   const KeySpec& version_spec = *find_key(kSchemaVersionKey);
@@ -851,7 +882,7 @@ JobConfig parse_document(const YAML::Node& root, const Origin& origin) {
       if (find_key(entry.name) != nullptr) {
         auto dot = entry.name.find('.');
         fail_at(origin, entry.key.Mark(),
-                "key " + quoted(entry.name) + " must be nested in its section: " +
+                "key " + in_quotes(entry.name) + " must be nested in its section: " +
                     entry.name.substr(0, dot) + ": {" + entry.name.substr(dot + 1) + ": ...}");
       }
       fail_at(origin, entry.key.Mark(), unknown_key_message(entry.name));
@@ -860,7 +891,7 @@ JobConfig parse_document(const YAML::Node& root, const Origin& origin) {
     if (entry.value.IsNull()) continue;
     if (!entry.value.IsMap()) {
       fail_at(origin, entry.value.Mark(),
-              "section " + quoted(entry.name) + " must be a mapping of keys, got " +
+              "section " + in_quotes(entry.name) + " must be a mapping of keys, got " +
                   describe_node(entry.value));
     }
     for (const Entry& item : entries_of(entry.value, entry.name + ".", origin)) {
@@ -886,8 +917,8 @@ void validate_in(const JobConfig& config, const std::string& source) {
                      format_real(damage.major) + ")");
   }
   if (!(damage.major <= damage.destroyed)) {
-    fail(source, "damage.major (" + format_real(damage.major) +
-                     ") must be <= damage.destroyed (" + format_real(damage.destroyed) + ")");
+    fail(source, "damage.major (" + format_real(damage.major) + ") must be <= damage.destroyed (" +
+                     format_real(damage.destroyed) + ")");
   }
   int window = config.align.window_size;
   if (window <= 0 || (window & (window - 1)) != 0) {
@@ -902,8 +933,7 @@ void validate_in(const JobConfig& config, const std::string& source) {
   const InputConfig& input = config.input;
   if (input.pre_bands.size() != input.post_bands.size()) {
     fail(source, "input.pre_bands has " + std::to_string(input.pre_bands.size()) +
-                     " bands and input.post_bands has " +
-                     std::to_string(input.post_bands.size()) +
+                     " bands and input.post_bands has " + std::to_string(input.post_bands.size()) +
                      "; give both with the same length (paired in order) or neither");
   }
 }
@@ -914,7 +944,7 @@ std::string strip_bom(std::string text) {
   return text;
 }
 
-std::string override_source(const std::string& item) { return "override " + quoted(item); }
+std::string override_source(const std::string& item) { return "override " + in_quotes(item); }
 
 std::string trim(std::string_view text) {
   constexpr std::string_view kSpace = " \t\r\n";
@@ -942,8 +972,7 @@ JobConfig parse_config(const std::string& yaml_text, const std::string& source) 
     std::string what = e.msg.empty() ? std::string(e.what()) : e.msg;
     if (e.mark.is_null()) fail(source, "YAML syntax error: " + printable(what, 200));
     fail(source + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1),
-         "YAML syntax error (line " + std::to_string(e.mark.line + 1) + ", column " +
-             std::to_string(e.mark.column + 1) + "): " + printable(what, 200));
+         "YAML syntax error: " + printable(what, 200));
   }
   if (documents.empty() || (documents.size() == 1 && documents.front().IsNull())) {
     throw Error(ErrorKind::usage, "config " + source + " is empty");
@@ -973,8 +1002,7 @@ JobConfig load_config(const std::string& path) {
   }
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    throw Error(ErrorKind::usage,
-                "cannot open config file " + path + ": " + std::strerror(errno));
+    throw Error(ErrorKind::usage, "cannot open config file " + path + ": " + std::strerror(errno));
   }
   // Read at most one byte past the limit, so /dev/zero or a huge file cannot exhaust memory.
   std::string text(kMaxConfigBytes + 1, '\0');
@@ -1011,7 +1039,8 @@ void apply_overrides(JobConfig& config, const std::vector<std::string>& override
             break;
           }
         }
-        fail(source, quoted(key) + " is a section; set one of its keys, e.g. " + example + "=...");
+        fail(source,
+             in_quotes(key) + " is a section; set one of its keys, e.g. " + example + "=...");
       }
       fail(source, unknown_key_message(key));
     }
@@ -1019,8 +1048,8 @@ void apply_overrides(JobConfig& config, const std::vector<std::string>& override
     try {
       node = YAML::Load(item.substr(equals + 1));
     } catch (const YAML::Exception& e) {
-      fail(source, std::string(spec->key) + ": the value is not valid YAML: " +
-                       printable(e.msg, 200));
+      fail(source,
+           std::string(spec->key) + ": the value is not valid YAML: " + printable(e.msg, 200));
     }
     spec->set(updated, parse_value(*spec, node, Origin{source, false}));
   }
