@@ -11,6 +11,11 @@
 namespace aftermath {
 namespace {
 
+/// Refinement rounds after the first fit (see fit_robust_linear's header comment).
+constexpr int kRefineRounds = 3;
+/// A pixel is "unchanged" when every band's residual is within this many robust sigmas.
+constexpr double kKeepSigmas = 3.0;
+
 /// Exact median (mean of the two middle values for an even count). Reorders `v`. Empty -> 0.
 double median_of(std::vector<double>& v) {
   if (v.empty()) return 0.0;
@@ -36,6 +41,38 @@ void check_band(const cv::Mat& band, const cv::Size& size, const char* what) {
   }
 }
 
+/// Median/MAD match of one band over the pixels where `use` is nonzero.
+void fit_band(const cv::Mat& pre, const cv::Mat& post, const cv::Mat& use, std::vector<double>& a,
+              std::vector<double>& b, double& gain, double& offset) {
+  a.clear();
+  b.clear();
+  for (int r = 0; r < use.rows; ++r) {
+    const auto* u = use.ptr<std::uint8_t>(r);
+    const auto* p = pre.ptr<float>(r);
+    const auto* q = post.ptr<float>(r);
+    for (int c = 0; c < use.cols; ++c) {
+      if (u[c] == 0) continue;
+      a.push_back(p[c]);
+      b.push_back(q[c]);
+    }
+  }
+  gain = 1.0;
+  offset = 0.0;
+  if (a.empty()) return;
+  const double med_pre = median_of(a);
+  const double med_post = median_of(b);
+  const double mad_pre = mad_of(a, med_pre);
+  const double mad_post = mad_of(b, med_post);
+  // "No spread": a MAD at the level of float32 rounding of the values.
+  const double tiny = 1e-7 * (1.0 + std::abs(med_post));
+  if (!(mad_post > tiny)) {
+    offset = med_pre - med_post;
+  } else {
+    gain = mad_pre / mad_post;
+    offset = med_pre - gain * med_post;
+  }
+}
+
 }  // namespace
 
 LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std::vector<cv::Mat>& post,
@@ -43,43 +80,88 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std
   if (pre.size() != post.size()) {
     throw Error(ErrorKind::internal, "fit_robust_linear: pre and post band counts differ");
   }
-  if (!pre.empty() && valid.type() != CV_8U) {
-    throw Error(ErrorKind::internal, "fit_robust_linear: validity mask is not CV_8U");
-  }
   LinearNormalisation n;
   n.gain.assign(pre.size(), 1.0);
   n.offset.assign(pre.size(), 0.0);
-  std::vector<double> a, b;
+  if (pre.empty()) return n;
+  if (valid.type() != CV_8U) {
+    throw Error(ErrorKind::internal, "fit_robust_linear: validity mask is not CV_8U");
+  }
   for (std::size_t k = 0; k < pre.size(); ++k) {
     check_band(pre[k], valid.size(), "pre");
     check_band(post[k], valid.size(), "post");
-    a.clear();
-    b.clear();
-    for (int r = 0; r < valid.rows; ++r) {
-      const auto* v = valid.ptr<std::uint8_t>(r);
-      const auto* p = pre[k].ptr<float>(r);
-      const auto* q = post[k].ptr<float>(r);
-      for (int c = 0; c < valid.cols; ++c) {
-        if (v[c] == 0) continue;
-        if (!std::isfinite(p[c]) || !std::isfinite(q[c])) continue;
-        a.push_back(p[c]);
-        b.push_back(q[c]);
+  }
+  const std::size_t bands = pre.size();
+  // Pixels usable at all: valid and finite in every band.
+  cv::Mat usable(valid.size(), CV_8U, cv::Scalar(0));
+  std::int64_t usable_count = 0;
+  for (int r = 0; r < valid.rows; ++r) {
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    auto* u = usable.ptr<std::uint8_t>(r);
+    for (int c = 0; c < valid.cols; ++c) {
+      if (v[c] == 0) continue;
+      bool ok = true;
+      for (std::size_t k = 0; k < bands && ok; ++k) {
+        ok = std::isfinite(pre[k].ptr<float>(r)[c]) && std::isfinite(post[k].ptr<float>(r)[c]);
+      }
+      if (ok) {
+        u[c] = 255;
+        ++usable_count;
       }
     }
-    if (a.empty()) continue;  // no valid pixel: identity
-    const double med_pre = median_of(a);
-    const double med_post = median_of(b);
-    const double mad_pre = mad_of(a, med_pre);
-    const double mad_post = mad_of(b, med_post);
-    // "No spread": a MAD at the level of float32 rounding of the values.
-    const double tiny = 1e-7 * (1.0 + std::abs(med_post));
-    if (!(mad_post > tiny)) {
-      n.gain[k] = 1.0;
-      n.offset[k] = med_pre - med_post;
-    } else {
-      n.gain[k] = mad_pre / mad_post;
-      n.offset[k] = med_pre - n.gain[k] * med_post;
+  }
+  if (usable_count == 0) return n;  // no valid pixel: identity
+
+  std::vector<double> a, b;
+  for (std::size_t k = 0; k < bands; ++k) fit_band(pre[k], post[k], usable, a, b, n.gain[k], n.offset[k]);
+
+  // Refinement: changed pixels (rubble, new roofs) bias a median/MAD match. Keep the pixels whose
+  // normalised residual g*post + o - pre lies within kKeepSigmas robust sigmas of its median in
+  // every band and refit on them; stop when the kept set no longer changes. The kept set is the
+  // same for pre and post, so any subset of unchanged pixels gives an unbiased fit.
+  cv::Mat keep = usable.clone();
+  const std::int64_t min_keep = std::max<std::int64_t>(16, usable_count / 4);
+  for (int round = 0; round < kRefineRounds; ++round) {
+    std::vector<double> med(bands), sigma(bands);
+    for (std::size_t k = 0; k < bands; ++k) {
+      a.clear();
+      b.clear();
+      for (int r = 0; r < usable.rows; ++r) {
+        const auto* u = usable.ptr<std::uint8_t>(r);
+        const auto* p = pre[k].ptr<float>(r);
+        const auto* q = post[k].ptr<float>(r);
+        for (int c = 0; c < usable.cols; ++c) {
+          if (u[c] == 0) continue;
+          a.push_back(n.gain[k] * q[c] + n.offset[k] - p[c]);
+          b.push_back(std::abs(static_cast<double>(p[c])));
+        }
+      }
+      med[k] = median_of(a);
+      const double floor = 1e-4 * (1.0 + median_of(b));
+      sigma[k] = std::max(1.4826 * mad_of(a, med[k]), floor);
     }
+    cv::Mat next(valid.size(), CV_8U, cv::Scalar(0));
+    std::int64_t kept = 0;
+    for (int r = 0; r < usable.rows; ++r) {
+      const auto* u = usable.ptr<std::uint8_t>(r);
+      auto* x = next.ptr<std::uint8_t>(r);
+      for (int c = 0; c < usable.cols; ++c) {
+        if (u[c] == 0) continue;
+        bool in = true;
+        for (std::size_t k = 0; k < bands && in; ++k) {
+          const double res = n.gain[k] * post[k].ptr<float>(r)[c] + n.offset[k] - pre[k].ptr<float>(r)[c];
+          in = std::abs(res - med[k]) <= kKeepSigmas * sigma[k];
+        }
+        if (in) {
+          x[c] = 255;
+          ++kept;
+        }
+      }
+    }
+    if (kept < min_keep) break;  // too few "unchanged" pixels to trust: keep the current fit
+    if (cv::countNonZero(next != keep) == 0) break;
+    keep = next;
+    for (std::size_t k = 0; k < bands; ++k) fit_band(pre[k], post[k], keep, a, b, n.gain[k], n.offset[k]);
   }
   return n;
 }

@@ -34,8 +34,9 @@ class Detector {
   virtual int radius() const { return 0; }
 };
 
-/// "cva": change-vector magnitude. Per band d = post - pre, standardised by a robust sigma of d
-/// (1.4826 x MAD over the fit samples); m = sqrt(mean over bands of (d/sigma)^2);
+/// "cva": change-vector magnitude. Per band d = post - pre, standardised by the median and a
+/// robust sigma of d over the fit samples (1.4826 x MAD, floored at 1e-4 x (1 + median |pre|));
+/// m = sqrt(mean over bands of ((d - median)/sigma)^2);
 /// score = m^2 / (m^2 + s^2) with s = config.cva_half_score_sigma (a standardised change of s
 /// sigmas scores 0.5).
 std::unique_ptr<Detector> make_detector(const DetectConfig& config);

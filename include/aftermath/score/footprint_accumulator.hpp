@@ -19,11 +19,13 @@ struct FeatureSums {
   std::int64_t inside = 0;   ///< pixels of the feature on the grid
   std::int64_t valid = 0;    ///< of those, valid in both scenes
   std::int64_t changed = 0;  ///< of those, in the damage mask
-  double score_sum = 0;      ///< sum of scores over valid pixels
+  double score_sum = 0;      ///< sum of scores over valid pixels, each rounded to a multiple of
+                             ///< 2^-24, so sums are exact and independent of tiling
   void merge(const FeatureSums& o);
 };
 
-/// Which features touch which tile cores (by bounding box), built once per job.
+/// Which features touch which tile cores (by bounding box), built once per job. Ids are
+/// positions in `features` (= Footprint::id), ascending.
 class FootprintIndex {
  public:
   FootprintIndex(const std::vector<Footprint>& features, const TileGrid& tiles);
@@ -53,7 +55,7 @@ struct FeatureResult {
   double mean_score = 0;        ///< score_sum / valid
   FeatureStatus status = FeatureStatus::outside;
   DamageClass damage = DamageClass::unclassified;
-  double confidence = 0;        ///< in [0, 1]: distance of the metric from the nearest class boundary, scaled
+  double confidence = 0;        ///< in [0, 1]: min(1, |metric - nearest class threshold| / 0.1); 0 unless scored
 };
 
 /// Classifies one feature: no pixel on the grid -> outside; valid_fraction below

@@ -82,7 +82,7 @@ TEST(Cva, DestroyedBuildingsScoreHigh) {
 TEST(Cva, AfterNormalisationOfGainAndOffset) {
   Scene s = make_scene(1.3, 10.0);
   const LinearNormalisation n = fit_robust_linear(s.bands.pre, s.bands.post, s.bands.valid);
-  apply(n, s.bands.post);
+  aftermath::apply(n, s.bands.post);
   auto det = make_detector(DetectConfig{});
   det->fit({s.bands});
   const Summary m = summarise(s.pair, det->score(s.bands));

@@ -101,8 +101,8 @@ std::vector<Footprint> tricky_features() {
   // 2: a concave "U", straddling the horizontal tile edge, explicitly closed ring.
   fs.push_back(polygon(2, {{{40, 240}, {90, 240}, {90, 290}, {75, 290}, {75, 255}, {55, 255}, {55, 290},
                             {40, 290}, {40, 240}}}));
-  // 3: a thin sliver along a tile edge.
-  fs.push_back(rect(3, 255.6, 300.0, 256.4, 400.0));
+  // 3: a thin sliver across a tile edge (two pixel columns: 255 and 256).
+  fs.push_back(rect(3, 255.2, 300.0, 256.9, 400.0));
   // 4: a triangle entirely inside one tile.
   fs.push_back(polygon(4, {{{400.2, 400.9}, {480.7, 420.3}, {430.1, 470.8}}}));
   // 5: a feature partly outside the grid.

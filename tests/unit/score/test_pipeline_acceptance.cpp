@@ -41,7 +41,7 @@ Prepared prepare() {
   p.scene.valid = cv::Mat(kSize, kSize, CV_8U, cv::Scalar(255));
   // A nodata strip along the right edge (no building is wholly inside it).
   p.scene.valid(cv::Rect(kSize - 20, 0, 20, kSize)).setTo(0);
-  apply(fit_robust_linear(p.scene.pre, p.scene.post, p.scene.valid), p.scene.post);
+  aftermath::apply(fit_robust_linear(p.scene.pre, p.scene.post, p.scene.valid), p.scene.post);
   p.detector = make_detector(DetectConfig{});
   p.detector->fit({p.scene});
   for (std::size_t i = 0; i < p.pair.buildings.size(); ++i) {
@@ -66,16 +66,16 @@ BandPair window(const BandPair& s, const Window& w) {
   return out;
 }
 
-struct Run {
+struct PipelineRun {
   std::vector<FeatureSums> sums;
   cv::Mat mask;  // mosaic of the cores
   double threshold = 0;
 };
 
 /// threshold < 0 -> Otsu over the histogram of all tile cores (a first pass, as the engine does).
-Run run(const Prepared& p, int tile_size, int halo, double threshold, int open_radius) {
+PipelineRun run_pipeline(const Prepared& p, int tile_size, int halo, double threshold, int open_radius) {
   const TileGrid grid(kSize, kSize, tile_size, halo);
-  Run out;
+  PipelineRun out;
   out.threshold = threshold;
   if (threshold < 0) {
     ScoreHistogram h;
@@ -148,8 +148,8 @@ Prepared* Acceptance::prepared_ = nullptr;
 TEST_F(Acceptance, FixedThresholdF1AndTileIndependence) {
   const Prepared& p = *prepared_;
   ASSERT_GE(p.features.size(), 40u);
-  const Run whole = run(p, kSize, 0, 0.5, 1);
-  const Run tiled = run(p, 256, 4, 0.5, 1);  // halo >= 2 x open_radius
+  const PipelineRun whole = run_pipeline(p, kSize, 0, 0.5, 1);
+  const PipelineRun tiled = run_pipeline(p, 256, 4, 0.5, 1);  // halo >= 2 x open_radius
   EXPECT_EQ(cv::countNonZero(whole.mask != tiled.mask), 0);
   expect_identical(whole.sums, tiled.sums);
   EXPECT_GE(f1_of(p, whole.sums, "fixed 0.5, one tile"), 0.9);
@@ -160,8 +160,8 @@ TEST_F(Acceptance, FixedThresholdF1AndTileIndependence) {
 
 TEST_F(Acceptance, OtsuThresholdF1AndTileIndependence) {
   const Prepared& p = *prepared_;
-  const Run whole = run(p, kSize, 0, -1, 1);
-  const Run tiled = run(p, 256, 4, -1, 1);
+  const PipelineRun whole = run_pipeline(p, kSize, 0, -1, 1);
+  const PipelineRun tiled = run_pipeline(p, 256, 4, -1, 1);
   EXPECT_EQ(whole.threshold, tiled.threshold);
   std::printf("[ otsu ] threshold %.4f\n", whole.threshold);
   expect_identical(whole.sums, tiled.sums);
