@@ -250,7 +250,7 @@ SceneInfo open_scene(const std::string& path, const InputConfig& config) {
   std::array<double, 6> gt{0, 1, 0, 0, 0, 1};
   const bool has_gt = GDALGetGeoTransform(h, gt.data()) == CE_None;
   OGRSpatialReferenceH srs = GDALGetSpatialRef(h);
-  const bool has_crs = srs != nullptr && !OSRIsEmpty(srs);
+  const bool has_crs = srs != nullptr && !OGRSpatialReference::FromHandle(srs)->IsEmpty();
   if (has_gt && has_crs) {
     const double det = gt[1] * gt[5] - gt[2] * gt[4];
     if (!std::isfinite(det) || det == 0 ||
