@@ -50,6 +50,9 @@ namespace {
 constexpr int kMaxDeflateLevel = 12;           // libdeflate's range is 0..12
 constexpr hsize_t kTableChunkThreshold = 4096;  // columns longer than this are chunked+deflated
 constexpr hsize_t kTableChunk = 16384;          // elements per chunk of a table column
+// Creation-order tracking (as netCDF-4 does) gives objects version-2 headers, which move
+// attributes to dense storage when needed: without it an attribute over 64 KiB cannot be stored.
+constexpr unsigned kCrtOrder = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
 
 std::size_t element_size(LayerType t) { return t == LayerType::float32 ? 4 : 1; }
 int cv_type(LayerType t) { return t == LayerType::float32 ? CV_32FC1 : CV_8UC1; }
@@ -334,12 +337,24 @@ struct Hdf5Writer::Impl {
   }
 
   // --- datasets -------------------------------------------------------------------------------
+  h5::Handle dataset_plist() const {
+    h5::Handle dcpl = h5::plist(id_or_fail(H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list"));
+    ok_or_fail(H5Pset_attr_creation_order(dcpl.get(), kCrtOrder), "cannot set attribute creation order");
+    return dcpl;
+  }
+  h5::Handle group_plist() const {
+    h5::Handle gcpl = h5::plist(id_or_fail(H5Pcreate(H5P_GROUP_CREATE), "cannot create a property list"));
+    ok_or_fail(H5Pset_attr_creation_order(gcpl.get(), kCrtOrder), "cannot set attribute creation order");
+    ok_or_fail(H5Pset_link_creation_order(gcpl.get(), kCrtOrder), "cannot set link creation order");
+    return gcpl;
+  }
+
   /// A 1-D dataset of n elements; chunked and deflated when long (and compressible).
   h5::Handle create_1d(hid_t loc, const std::string& name, hid_t ftype, hsize_t n,
                        bool compressible) const {
     const hsize_t dims[1] = {n};
     h5::Handle sp = h5::dataspace(id_or_fail(H5Screate_simple(1, dims, nullptr), "cannot create a dataspace"));
-    h5::Handle dcpl = h5::plist(id_or_fail(H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list"));
+    h5::Handle dcpl = dataset_plist();
     if (compressible && deflate_level > 0 && n > kTableChunkThreshold) {
       const hsize_t chunk[1] = {std::min(n, kTableChunk)};
       ok_or_fail(H5Pset_chunk(dcpl.get(), 1, chunk), "cannot set chunking of " + name);
@@ -371,7 +386,7 @@ struct Hdf5Writer::Impl {
         }
         g = h5::group(id_or_fail(H5Gopen2(g.get(), p.c_str(), H5P_DEFAULT), "cannot open group " + sofar));
       } else {
-        g = h5::group(id_or_fail(H5Gcreate2(g.get(), p.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+        g = h5::group(id_or_fail(H5Gcreate2(g.get(), p.c_str(), H5P_DEFAULT, group_plist().get(), H5P_DEFAULT),
                                  "cannot create group " + sofar));
       }
     }
@@ -452,7 +467,10 @@ struct Hdf5Writer::Impl {
     // Close every open object with the file; the file is private, so no locking is needed.
     ok_or_fail(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "cannot set file close degree");
     ok_or_fail(H5Pset_file_locking(fapl.get(), false, true), "cannot disable file locking");
-    file = h5::file(id_or_fail(H5Fcreate(temp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()),
+    h5::Handle fcpl = h5::plist(id_or_fail(H5Pcreate(H5P_FILE_CREATE), "cannot create a property list"));
+    ok_or_fail(H5Pset_attr_creation_order(fcpl.get(), kCrtOrder), "cannot set attribute creation order");
+    ok_or_fail(H5Pset_link_creation_order(fcpl.get(), kCrtOrder), "cannot set link creation order");
+    file = h5::file(id_or_fail(H5Fcreate(temp_path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
                                "cannot create HDF5 file " + temp_path));
   }
 
@@ -484,7 +502,7 @@ struct Hdf5Writer::Impl {
   void create_crs(const CrsInfo& crs) const {
     h5::Handle sp = h5::dataspace(id_or_fail(H5Screate(H5S_SCALAR), "cannot create a dataspace"));
     h5::Handle d = h5::dataset(id_or_fail(
-        H5Dcreate2(file.get(), "crs", H5T_STD_I32LE, sp.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+        H5Dcreate2(file.get(), "crs", H5T_STD_I32LE, sp.get(), H5P_DEFAULT, dataset_plist().get(), H5P_DEFAULT),
         "cannot create dataset crs"));
     const std::int32_t zero = 0;
     write_all(d.get(), H5T_NATIVE_INT32, &zero, "crs");
@@ -492,7 +510,10 @@ struct Hdf5Writer::Impl {
     write_string_attr(d.get(), "crs_wkt", grid.crs_wkt);
     write_string_attr(d.get(), "spatial_ref", grid.crs_wkt);
     std::string gt;
-    for (double v : grid.geotransform) gt += (gt.empty() ? "" : " ") + fmt_double(v);
+    for (double v : grid.geotransform) {
+      if (!gt.empty()) gt.push_back(' ');
+      gt.append(fmt_double(v));
+    }
     write_string_attr(d.get(), "GeoTransform", gt);
     ok_or_fail(d.close(), "cannot close dataset crs");
   }
@@ -502,7 +523,7 @@ struct Hdf5Writer::Impl {
     const hsize_t dims[2] = {hsize_t(grid.height), hsize_t(grid.width)};
     const hsize_t maxdims[2] = {std::max(dims[0], c), std::max(dims[1], c)};
     h5::Handle sp = h5::dataspace(id_or_fail(H5Screate_simple(2, dims, maxdims), "cannot create a dataspace"));
-    h5::Handle dcpl = h5::plist(id_or_fail(H5Pcreate(H5P_DATASET_CREATE), "cannot create a property list"));
+    h5::Handle dcpl = dataset_plist();
     const hsize_t chunk[2] = {c, c};
     ok_or_fail(H5Pset_chunk(dcpl.get(), 2, chunk), "cannot set chunking of " + l.name);
     if (deflate_level > 0) {

@@ -7,6 +7,7 @@
 /// renamed into place by commit(); a writer destroyed without commit() removes its temporary file.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
