@@ -4,18 +4,25 @@
 /// Convention (see registration.hpp): the returned shift s satisfies moving(p + s) ~ reference(p).
 ///
 /// Outline:
-///  1. validity: given masks AND finite pixels; < 50 % valid in either image -> "too few valid pixels";
-///     invalid pixels are filled with the mean of the valid ones; (near) constant -> "no texture".
+///  1. validity: given masks AND finite pixels; < 50 % valid in either image -> "too few valid
+///     pixels"; invalid pixels are filled with the mean of the valid ones; (near) constant -> "no
+///     texture" (never NaN).
 ///  2. pyramid (cv::pyrDown) of the filled images and of the masks (a level pixel is valid only if
 ///     its whole 5x5 footprint was valid), deep enough that the search radius at the coarsest level
-///     is small, but never below ~64 px.
+///     is <= 8 px, but the coarsest level is kept >= 128 px (smaller ones lose the texture and let
+///     repetitive structure win).
 ///  3. at each level the moving image is pre-shifted by the current estimate (moving'(p) =
-///     moving(p + s)) and the residual is measured by phase correlation on the pixels valid in both
-///     (the rest is set to the mean, i.e. 0 after mean removal) under a Hann window; the search for
-///     the residual peak covers the whole surface at the coarsest level and is restricted to the
-///     radius the coarser level leaves open at the finer ones.
+///     moving(p + s)) and the residual is measured by phase correlation: both images are weighted
+///     by the same Hann window x a smooth taper of the pixels valid in both; the cross-power
+///     spectrum is normalised with a noise floor (frequencies holding only noise are not
+///     whitened). At the coarsest level several candidate peaks within max_shift_px (and the global
+///     maximum, to detect a shift beyond it) are followed down the pyramid, where only the residual
+///     the coarser level leaves open is searched.
 ///  4. at the finest level the shift-and-correlate step is repeated until the update is < 0.002 px.
 ///     Because the residual is then ~0, the 3x3 parabolic peak fit is essentially unbiased.
+///  5. changed pixels (rubble, new structures: the locally averaged difference of the robustly
+///     standardised, aligned images is an outlier) are masked out and step 4 is repeated: change
+///     is clutter that otherwise pulls the sub-pixel estimate by a few hundredths of a pixel.
 ///
 /// The pre-shift uses an exact separable Lanczos-4 kernel evaluated at the true fraction:
 /// cv::warpAffine / cv::remap quantise sub-pixel positions to 1/32 px (INTER_BITS = 5), which
@@ -40,12 +47,17 @@ namespace {
 
 constexpr double kMinValidFraction = 0.5;   // of each input image
 constexpr double kMinOverlapFraction = 0.2;  // of a level, after the pre-shift
-constexpr int kMinCoarseSize = 64;           // smallest dimension of the coarsest pyramid level
+constexpr int kMinCoarseSize = 128;          // smallest dimension of the coarsest pyramid level
+constexpr int kCoarseCandidates = 3;         // peaks of the coarsest level followed down
+constexpr double kBeyondFactor = 2.0;        // an out-of-range peak must beat the in-range one by this
 constexpr double kCoarseRadius = 8.0;        // target search radius at the coarsest level, px
 constexpr double kConvergedPx = 0.002;       // stop refining below this update
 constexpr int kMaxFineIterations = 6;        // refinements at the finest level (after the first)
+constexpr double kMinChange = 0.25;          // smallest flagged change, robust sigmas of the image
+constexpr double kMaxChangedFraction = 0.4;  // more flagged as change -> no change masking
+constexpr double kTaperPx = 6.0;             // weight taper inside the valid region, px
 constexpr double kUnstablePx = 0.25;         // last update still above this -> not converged
-static const double kNoiseWeight = std::getenv("PCW") ? std::atof(std::getenv("PCW")) : 1.0;         // noise level of the spectral weighting, x median |X|
+constexpr double kNoiseWeight = 30.0;        // noise level of the spectral weighting, x median |X|
 
 constexpr double kPi = 3.14159265358979323846;
 
@@ -144,6 +156,8 @@ struct Level {
 struct Estimate {
   cv::Point2d shift;
   double peak = 0;
+  double support = 0;  ///< total correlation weight relative to a fully valid image, [0, 1]
+  bool outside = false;  ///< the global maximum, outside the search radius
   bool ok = false;
   std::string reason;
 };
@@ -157,38 +171,60 @@ double parabola_offset(double left, double centre, double right) {
 }
 
 /// Residual r of the level's moving image after pre-shifting it by `s`:
-/// moving(p + s + r) ~ reference(p). The peak is searched within |r_x|, |r_y| <= radius.
-Estimate estimate_residual(const Level& level, cv::Point2d s, double radius) {
-  Estimate est;
+/// moving(p + s + r) ~ reference(p). The peaks are searched within |r_x|, |r_y| <= radius; up to
+/// `max_peaks` local maxima are returned, best first (or one failed estimate with its reason).
+std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, double radius, int max_peaks) {
+  auto fail_with = [](const char* reason) {
+    Estimate e;
+    e.reason = reason;
+    return std::vector<Estimate>{e};
+  };
   const cv::Mat mov = (s.x == 0.0 && s.y == 0.0) ? level.mov : shift_exact(level.mov, s);
   const cv::Mat mov_valid = (s.x == 0.0 && s.y == 0.0) ? level.mov_valid : shift_mask(level.mov_valid, s);
   cv::Mat both;
   cv::bitwise_and(level.ref_valid, mov_valid, both);
   const int n = cv::countNonZero(both);
   if (n < kMinOverlapFraction * static_cast<double>(both.total()) || n < 16) {
-    est.reason = "too few valid pixels";
-    return est;
+    return fail_with("too few valid pixels");
   }
+  // Both images get the same weight: the Hann window times a taper of the pixels valid in both
+  // (0 on invalid pixels, rising smoothly to 1 within kTaperPx). A weight common to both images
+  // is a structure shared at zero residual; a hard-edged one (its autocorrelation has a cusp)
+  // pulls the estimate towards the current shift by a constant amount and the iteration stalls
+  // short of the truth, a smooth one only slows the convergence down.
   cv::Scalar mr, sr, mm, sm;
   cv::meanStdDev(level.ref, mr, sr, both);
   cv::meanStdDev(mov, mm, sm, both);
   if (!(sr[0] > 1e-6 * (1.0 + std::abs(mr[0]))) || !(sm[0] > 1e-6 * (1.0 + std::abs(mm[0])))) {
-    est.reason = "no texture";
-    return est;
+    return fail_with("no texture");
   }
 
   const int w = level.ref.cols, h = level.ref.rows;
   const int pw = cv::getOptimalDFTSize(w), ph = cv::getOptimalDFTSize(h);
   cv::Mat hann;
   cv::createHanningWindow(hann, cv::Size(w, h), CV_32F);
+  cv::Mat weight = hann.clone();
+  if (n < static_cast<int>(both.total())) {
+    cv::Mat dist;
+    cv::distanceTransform(both, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE, CV_32F);
+    for (int y = 0; y < h; ++y) {
+      const float* d = dist.ptr<float>(y);
+      float* wp = weight.ptr<float>(y);
+      for (int x = 0; x < w; ++x) {
+        const double t = std::min(static_cast<double>(d[x]) / kTaperPx, 1.0);
+        wp[x] *= static_cast<float>(0.5 - 0.5 * std::cos(kPi * t));
+      }
+    }
+  }
+  const double support = cv::sum(weight)[0] / std::max(cv::sum(hann)[0], 1e-12);
   auto prepare = [&](const cv::Mat& img, double mean) {
     cv::Mat a = cv::Mat::zeros(ph, pw, CV_32F);
     for (int y = 0; y < h; ++y) {
       const float* src = img.ptr<float>(y);
       const uchar* v = both.ptr<uchar>(y);
-      const float* win = hann.ptr<float>(y);
+      const float* wp = weight.ptr<float>(y);
       float* dst = a.ptr<float>(y);
-      for (int x = 0; x < w; ++x) dst[x] = v[x] ? static_cast<float>((src[x] - mean) * win[x]) : 0.0f;
+      for (int x = 0; x < w; ++x) dst[x] = v[x] ? static_cast<float>((src[x] - mean) * wp[x]) : 0.0f;
     }
     cv::Mat spec;
     cv::dft(a, spec, cv::DFT_COMPLEX_OUTPUT);
@@ -236,42 +272,145 @@ Estimate estimate_residual(const Level& level, cv::Point2d s, double radius) {
     }
   }
   if (!(weight_sum > 0)) {
-    est.reason = "no texture";
-    return est;
+    return fail_with("no texture");
   }
   cv::Mat surface;
   cv::dft(cross, surface, cv::DFT_INVERSE | cv::DFT_REAL_OUTPUT);
   surface *= 1.0 / weight_sum;
 
-  // Peak within the search radius (cyclic indices).
+  // Peaks within the search radius (cyclic indices): the highest local maxima, best first. With
+  // max_peaks > 1 the whole surface is scanned as well and, if the global maximum lies outside
+  // the radius, it is appended (flagged `outside`).
+  const int full_x = std::max(pw / 2 - 1, 0), full_y = std::max(ph / 2 - 1, 0);
   const double r = std::min(radius, 1e6);
-  const int rx = std::clamp(static_cast<int>(std::ceil(r)), 0, pw / 2 - 1);
-  const int ry = std::clamp(static_cast<int>(std::ceil(r)), 0, ph / 2 - 1);
+  const int rx = std::clamp(static_cast<int>(std::ceil(r)), 0, full_x);
+  const int ry = std::clamp(static_cast<int>(std::ceil(r)), 0, full_y);
+  const int sx = max_peaks > 1 ? full_x : rx, sy = max_peaks > 1 ? full_y : ry;
   auto at = [&](int dy, int dx) {
     return static_cast<double>(surface.at<float>(((dy % ph) + ph) % ph, ((dx % pw) + pw) % pw));
   };
-  double best = -std::numeric_limits<double>::infinity();
-  int bx = 0, by = 0;
-  for (int dy = -ry; dy <= ry; ++dy) {
-    for (int dx = -rx; dx <= rx; ++dx) {
+  struct Peak {
+    double value;
+    int dx, dy;
+  };
+  constexpr double kNone = -std::numeric_limits<double>::infinity();
+  std::vector<Peak> peaks;
+  Peak best{kNone, 0, 0}, global{kNone, 0, 0};
+  for (int dy = -sy; dy <= sy; ++dy) {
+    for (int dx = -sx; dx <= sx; ++dx) {
       const double v = at(dy, dx);
-      if (v > best) {
-        best = v;
-        bx = dx;
-        by = dy;
+      if (!(v > kNone)) continue;  // NaN
+      if (v > global.value) global = {v, dx, dy};
+      if (std::abs(dx) > rx || std::abs(dy) > ry) continue;
+      if (v > best.value) best = {v, dx, dy};
+      if (max_peaks > 1) {
+        bool local_max = true;
+        for (int ny = -1; ny <= 1 && local_max; ++ny) {
+          for (int nx = -1; nx <= 1; ++nx) {
+            if ((nx != 0 || ny != 0) && at(dy + ny, dx + nx) > v) {
+              local_max = false;
+              break;
+            }
+          }
+        }
+        if (local_max) peaks.push_back({v, dx, dy});
       }
     }
   }
-  if (!std::isfinite(best)) {
-    est.reason = "no texture";
-    return est;
+  if (!std::isfinite(best.value)) return fail_with("no texture");
+  if (peaks.empty()) peaks.push_back(best);
+  std::stable_sort(peaks.begin(), peaks.end(), [](const Peak& a, const Peak& b) { return a.value > b.value; });
+  if (static_cast<int>(peaks.size()) > max_peaks) peaks.resize(static_cast<std::size_t>(max_peaks));
+  const bool global_outside = max_peaks > 1 && std::isfinite(global.value) &&
+                              (std::abs(global.dx) > rx || std::abs(global.dy) > ry);
+  if (global_outside) peaks.push_back(global);
+
+  std::vector<Estimate> out;
+  for (std::size_t i = 0; i < peaks.size(); ++i) {
+    const Peak& pk = peaks[i];
+    Estimate e;
+    const double ox = parabola_offset(at(pk.dy, pk.dx - 1), pk.value, at(pk.dy, pk.dx + 1));
+    const double oy = parabola_offset(at(pk.dy - 1, pk.dx), pk.value, at(pk.dy + 1, pk.dx));
+    e.shift = {pk.dx + ox, pk.dy + oy};
+    e.peak = std::clamp(pk.value, 0.0, 1.0);
+    e.support = support;
+    e.outside = global_outside && i + 1 == peaks.size();
+    e.ok = true;
+    out.push_back(e);
   }
-  const double ox = parabola_offset(at(by, bx - 1), best, at(by, bx + 1));
-  const double oy = parabola_offset(at(by - 1, bx), best, at(by + 1, bx));
-  est.shift = {bx + ox, by + oy};
-  est.peak = std::clamp(best, 0.0, 1.0);
-  est.ok = true;
-  return est;
+  return out;
+}
+
+/// The best peak of estimate_candidates.
+Estimate estimate_residual(const Level& level, cv::Point2d s, double radius) {
+  return estimate_candidates(level, s, radius, 1).front();
+}
+
+/// Median (upper median for even sizes) of `v`, reordering it; 0 when empty.
+double median_in_place(std::vector<float>& v) {
+  if (v.empty()) return 0;
+  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return static_cast<double>(*mid);
+}
+
+/// Pixels (reference coordinates, 255) that changed between the images aligned by `s`: the
+/// locally averaged difference of the standardised images is an outlier (median + 3 robust
+/// sigmas). Empty when nothing, or implausibly much (> kMaxChangedFraction), stands out.
+cv::Mat change_mask(const Level& level, cv::Point2d s) {
+  const cv::Mat mov = shift_exact(level.mov, s);
+  cv::Mat both;
+  cv::bitwise_and(level.ref_valid, shift_mask(level.mov_valid, s), both);
+  const int n = cv::countNonZero(both);
+  if (n < 64) return {};
+  // Robust standardisation (median, MAD of the pixels valid in both): unlike mean and standard
+  // deviation it is not skewed by the change itself, so unchanged bright roofs stay equal.
+  auto robust_z = [&](const cv::Mat& img) {
+    std::vector<float> v;
+    v.reserve(static_cast<std::size_t>(n));
+    for (int y = 0; y < img.rows; ++y) {
+      const float* p = img.ptr<float>(y);
+      const uchar* m = both.ptr<uchar>(y);
+      for (int x = 0; x < img.cols; ++x) {
+        if (m[x]) v.push_back(p[x]);
+      }
+    }
+    const double med = median_in_place(v);
+    for (auto& x : v) x = std::abs(x - static_cast<float>(med));
+    const double scale = 1.4826 * median_in_place(v);
+    cv::Mat z;
+    if (!(scale > 0)) return z;
+    img.convertTo(z, CV_32F, 1.0 / scale, -med / scale);
+    return z;
+  };
+  const cv::Mat zr = robust_z(level.ref), zm = robust_z(mov);
+  if (zr.empty() || zm.empty()) return {};
+  cv::Mat d;
+  cv::absdiff(zr, zm, d);
+  cv::Mat invalid;
+  cv::bitwise_not(both, invalid);
+  d.setTo(0, invalid);
+  cv::boxFilter(d, d, CV_32F, cv::Size(5, 5), cv::Point(-1, -1), true, cv::BORDER_REFLECT);
+  std::vector<float> values;
+  values.reserve(static_cast<std::size_t>(n));
+  for (int y = 0; y < d.rows; ++y) {
+    const float* dp = d.ptr<float>(y);
+    const uchar* v = both.ptr<uchar>(y);
+    for (int x = 0; x < d.cols; ++x) {
+      if (v[x]) values.push_back(dp[x]);
+    }
+  }
+  const double med = median_in_place(values);
+  for (auto& v : values) v = std::abs(v - static_cast<float>(med));
+  const double mad = median_in_place(values);
+  const double limit = med + std::max(3.0 * 1.4826 * mad, kMinChange);
+  cv::Mat changed;
+  cv::compare(d, limit, changed, cv::CMP_GT);
+  cv::bitwise_and(changed, both, changed);
+  cv::dilate(changed, changed, cv::Mat::ones(3, 3, CV_8U));
+  const int nc = cv::countNonZero(changed);
+  if (nc == 0 || nc > kMaxChangedFraction * n) return {};
+  return changed;
 }
 
 PhaseCorrelation fail(const std::string& reason) {
@@ -376,25 +515,54 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
   }
   const int coarsest = static_cast<int>(levels.size()) - 1;
 
-  cv::Point2d s(0, 0);  // current estimate in pixels of the current level
-  Estimate est;
-  for (int l = coarsest; l >= 0; --l) {
-    if (l < coarsest) s *= 2.0;
-    // The coarsest level searches the whole surface (a shift beyond the maximum is then reported
-    // as such instead of being replaced by a spurious in-range peak); finer levels only search
-    // the residual the coarser level leaves open.
-    const double radius = (l == coarsest) ? std::numeric_limits<double>::infinity() : 3.0;
-    est = estimate_residual(levels[static_cast<std::size_t>(l)], s, radius);
-    if (!est.ok) return fail(est.reason);
-    s += est.shift;
-    if (l == coarsest && std::hypot(s.x, s.y) > max_shift_px / std::ldexp(1.0, l) + 2.0) {
-      PhaseCorrelation pc;
-      pc.shift = s * std::ldexp(1.0, l);
-      pc.peak = est.peak;
-      pc.reason = "shift beyond max_shift_px";
-      return pc;
+  // Coarsest level: several candidate peaks within the maximum shift are kept (repetitive
+  // structure, rows of buildings or a road, can make a wrong coarse peak the highest). Each is
+  // followed down the pyramid, where only the residual the coarser level leaves open is searched,
+  // and the best at the finest level wins; a far-off candidate overlaps less, so its normalised
+  // peak is discounted by the support. The global maximum of the coarse surface is followed too
+  // when it lies beyond the maximum shift: if it clearly beats the in-range winner, the shift is
+  // reported as beyond max_shift_px rather than replaced by a spurious in-range peak.
+  const double coarse_radius = max_shift_px / std::ldexp(1.0, coarsest) + 2.0;
+  const std::vector<Estimate> coarse =
+      estimate_candidates(levels[static_cast<std::size_t>(coarsest)], {0, 0}, coarse_radius, kCoarseCandidates);
+  if (!coarse.front().ok) return fail(coarse.front().reason);
+  cv::Point2d s(0, 0);  // the in-range winner, finest-level pixels
+  Estimate est;         // its last estimate
+  bool have = false, have_outside = false;
+  cv::Point2d s_out(0, 0);
+  Estimate est_out;
+  std::string last_reason;
+  auto score = [](const Estimate& e) { return e.peak * e.support; };
+  for (const Estimate& candidate : coarse) {
+    cv::Point2d sc = candidate.shift;
+    Estimate ec = candidate;
+    for (int l = coarsest - 1; l >= 0 && ec.ok; --l) {
+      sc *= 2.0;
+      ec = estimate_residual(levels[static_cast<std::size_t>(l)], sc, 3.0);
+      if (ec.ok) sc += ec.shift;
+    }
+    if (!ec.ok) {
+      last_reason = ec.reason;
+      continue;
+    }
+    if (candidate.outside) {
+      have_outside = true;
+      s_out = sc;
+      est_out = ec;
+    } else if (!have || score(ec) > score(est)) {
+      have = true;
+      s = sc;
+      est = ec;
     }
   }
+  if (have_outside && (!have || score(est_out) > kBeyondFactor * score(est))) {
+    PhaseCorrelation pc;
+    pc.shift = s_out;
+    pc.peak = est_out.peak;
+    pc.reason = "shift beyond max_shift_px";
+    return pc;
+  }
+  if (!have) return fail(last_reason);
   // Finest level: shift and correlate until the update is negligible.
   double update = std::hypot(est.shift.x, est.shift.y);
   for (int it = 0; it < kMaxFineIterations && update >= kConvergedPx; ++it) {
@@ -402,6 +570,34 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
     if (!est.ok) return fail(est.reason);
     s += est.shift;
     update = std::hypot(est.shift.x, est.shift.y);
+  }
+
+  // Real change (rubble instead of a roof, new debris...) is uncorrelated clutter that pulls the
+  // sub-pixel estimate. Once aligned, mask the pixels that differ much more than the rest and
+  // refine again on the unchanged ones.
+  {
+    Level masked = levels[0];
+    const cv::Mat changed = change_mask(masked, s);
+    if (!changed.empty()) {
+      cv::Mat keep, ref_valid;
+      cv::bitwise_not(changed, keep);
+      cv::bitwise_and(levels[0].ref_valid, keep, ref_valid);
+      masked.ref_valid = ref_valid;  // a new buffer: levels[0] stays intact
+      cv::Point2d sm = s;
+      Estimate em;
+      double um = 1.0;
+      for (int it = 0; it < kMaxFineIterations && um >= kConvergedPx; ++it) {
+        em = estimate_residual(masked, sm, 2.0);
+        if (!em.ok) break;
+        sm += em.shift;
+        um = std::hypot(em.shift.x, em.shift.y);
+      }
+      if (em.ok) {
+        s = sm;
+        update = um;
+        est = em;
+      }
+    }
   }
 
   PhaseCorrelation pc;

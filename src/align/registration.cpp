@@ -251,6 +251,11 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   // Target-local (tx, ty) -> source-local sample position (tx + ox, ty + oy).
   const double ox = target.x - source.x + shift.x;
   const double oy = target.y - source.y + shift.y;
+  out_valid = cv::Mat::zeros(dst_size, CV_8U);
+  out_bands.assign(src_bands.size(), cv::Mat());
+  for (auto& b : out_bands) b = cv::Mat::zeros(dst_size, CV_32F);
+  // A non-finite or absurd shift samples nothing: everything invalid.
+  if (!std::isfinite(ox) || !std::isfinite(oy) || std::abs(ox) > 1e9 || std::abs(oy) > 1e9) return;
   const double flx = std::floor(ox), fly = std::floor(oy);
   const int ix = static_cast<int>(flx), iy = static_cast<int>(fly);
   const double fx = ox - flx, fy = oy - fly;
@@ -258,9 +263,6 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   const bool need_x1 = fx > 0, need_y1 = fy > 0;
   const double w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy), w01 = (1 - fx) * fy, w11 = fx * fy;
 
-  out_valid = cv::Mat::zeros(dst_size, CV_8U);
-  out_bands.assign(src_bands.size(), cv::Mat());
-  for (auto& b : out_bands) b = cv::Mat::zeros(dst_size, CV_32F);
   const int sw = src_size.width, sh = src_size.height;
 
   for (int ty = 0; ty < dst_size.height; ++ty) {
@@ -298,7 +300,7 @@ int registration_margin(const Registration& registration) {
   if (registration.model == "identity") return 0;
   const double m = std::max(std::abs(registration.shift.x), std::abs(registration.shift.y));
   if (!std::isfinite(m)) return 0;
-  return static_cast<int>(std::ceil(m)) + 2;
+  return static_cast<int>(std::ceil(std::min(m, 1e8))) + 2;
 }
 
 }  // namespace aftermath
