@@ -261,6 +261,10 @@ const auto kKeys = std::to_array<KeySpec>({
         "detect.cva_half_score_sigma",
         "CVA: the standardised change that scores 0.5 (score = m^2 / (m^2 + s^2))",
         {.range = {0, 100, true}}),
+    make_key<&C::detect, &DetectConfig::cva_radius>(
+        "detect.cva_radius",
+        "CVA: radius of the box over which differences are averaged before scoring, px",
+        {.range = {0, 7}}),
     make_key<&C::threshold, &ThresholdConfig::method>("threshold.method",
                                                       "how the change mask is cut from the score",
                                                       {.choices = kThresholdMethods}),
@@ -929,6 +933,12 @@ void validate_in(const JobConfig& config, const std::string& source) {
     fail(source, "tiling.halo (" + std::to_string(config.tiling.halo) +
                      ") must be smaller than tiling.tile_size (" +
                      std::to_string(config.tiling.tile_size) + ")");
+  }
+  // A tile's mask equals the whole-scene mask only if the halo covers the opening's reach.
+  if (config.tiling.halo < config.detect.cva_radius + 2 * config.threshold.open_radius) {
+    fail(source, "tiling.halo (" + std::to_string(config.tiling.halo) +
+                     ") must be at least detect.cva_radius + 2 x threshold.open_radius (" +
+                     std::to_string(config.detect.cva_radius + 2 * config.threshold.open_radius) + ")");
   }
   const InputConfig& input = config.input;
   if (input.pre_bands.size() != input.post_bands.size()) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/imgproc.hpp>
+
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
 
@@ -24,6 +26,66 @@ double median_of(std::vector<double>& v) {
   return 0.5 * (lower + upper);
 }
 
+/// Scale of the no-change differences from |d - median|, reordered. A disaster can change most of
+/// a scene (a tornado path, a burnt town), which inflates the MAD (it breaks down at 50% change),
+/// so the scale comes from the 25th percentile of |d - median|: for Gaussian no-change noise it is
+/// 0.31864 sigma, and it holds while at least ~25% of the samples are unchanged.
+double no_change_sigma(std::vector<double>& abs_dev) {
+  if (abs_dev.empty()) return 1.0;
+  const auto k = static_cast<std::ptrdiff_t>(static_cast<double>(abs_dev.size() - 1) * 0.25);
+  std::nth_element(abs_dev.begin(), abs_dev.begin() + k, abs_dev.end());
+  return abs_dev[static_cast<std::size_t>(k)] / 0.31864;
+}
+
+/// Per-band differences post - pre, averaged over the valid pixels of a (2r+1)^2 box (r = 0: as
+/// is). Debris and burn scars are coherent over several pixels while sensor noise is not, so the
+/// box mean raises the change-to-noise ratio. Invalid or non-finite pixels neither contribute nor
+/// receive a value (0). The sum runs over the box in a fixed order, so a pixel gets bit-identical
+/// values whatever window (tile) it is computed in, given r px of halo.
+std::vector<cv::Mat> box_differences(const BandPair& p, int r) {
+  const int rows = p.valid.rows, cols = p.valid.cols;
+  std::vector<cv::Mat> out;
+  cv::Mat d(rows, cols, CV_32F), ok(rows, cols, CV_8U);
+  for (std::size_t b = 0; b < p.pre.size(); ++b) {
+    for (int y = 0; y < rows; ++y) {
+      const float* a = p.pre[b].ptr<float>(y);
+      const float* q = p.post[b].ptr<float>(y);
+      const std::uint8_t* v = p.valid.ptr<std::uint8_t>(y);
+      float* o = d.ptr<float>(y);
+      std::uint8_t* k = ok.ptr<std::uint8_t>(y);
+      for (int x = 0; x < cols; ++x) {
+        const float diff = q[x] - a[x];
+        k[x] = (v[x] != 0 && std::isfinite(diff)) ? 1 : 0;
+        o[x] = k[x] ? diff : 0.0f;
+      }
+    }
+    if (r == 0) {
+      out.push_back(d.clone());
+      continue;
+    }
+    cv::Mat m(rows, cols, CV_32F, cv::Scalar(0));
+    for (int y = 0; y < rows; ++y) {
+      float* o = m.ptr<float>(y);
+      for (int x = 0; x < cols; ++x) {
+        if (!ok.at<std::uint8_t>(y, x)) continue;
+        double sum = 0;
+        int n = 0;
+        for (int yy = std::max(0, y - r); yy <= std::min(rows - 1, y + r); ++yy) {
+          const float* dr = d.ptr<float>(yy);
+          const std::uint8_t* kr = ok.ptr<std::uint8_t>(yy);
+          for (int xx = std::max(0, x - r); xx <= std::min(cols - 1, x + r); ++xx) {
+            sum += dr[xx];
+            n += kr[xx];
+          }
+        }
+        o[x] = static_cast<float>(sum / n);
+      }
+    }
+    out.push_back(m);
+  }
+  return out;
+}
+
 void check_pair(const BandPair& p, const char* who) {
   if (p.pre.size() != p.post.size()) {
     throw Error(ErrorKind::internal, std::string(who) + ": pre and post band counts differ");
@@ -40,14 +102,15 @@ void check_pair(const BandPair& p, const char* who) {
 }
 
 /// Change-vector analysis. Per band b: d = post - pre, z = (d - median_b) / sigma_b with
-/// sigma_b = 1.4826 MAD of d over the fit samples; m^2 = mean_b z^2; score = m^2 / (m^2 + s^2).
+/// sigma_b = the no-change scale of d over the fit samples (see no_change_sigma); m^2 = mean_b z^2; score = m^2 / (m^2 + s^2).
 ///
 /// sigma floor: sigma_b >= 1e-4 * (1 + median |pre_b|) (and >= 1e-12). This is far above the
 /// float32 rounding of normalised values (~1e-7 relative) and far below any sensor noise, so a
 /// constant or noise-free scene never divides by zero and rounding residue never scores as change.
 class CvaDetector final : public Detector {
  public:
-  explicit CvaDetector(double half_score_sigma) : s2_(half_score_sigma * half_score_sigma) {}
+  CvaDetector(int radius, double half_score_sigma)
+      : radius_(radius), s2_(half_score_sigma * half_score_sigma) {}
 
   std::string name() const override { return "cva"; }
 
@@ -66,19 +129,26 @@ class CvaDetector final : public Detector {
     }
     median_.assign(bands, 0.0);
     sigma_.assign(bands, 1.0);
+    std::vector<std::vector<cv::Mat>> diffs;
+    for (const auto& s : samples) {
+      diffs.push_back(s.pre.size() == bands ? box_differences(s, radius_) : std::vector<cv::Mat>{});
+    }
     std::vector<double> d, mag;
     for (std::size_t b = 0; b < bands; ++b) {
       d.clear();
       mag.clear();
-      for (const auto& s : samples) {
+      for (std::size_t i = 0; i < samples.size(); ++i) {
+        const auto& s = samples[i];
         if (s.pre.size() != bands) continue;
+        const cv::Mat& diff = diffs[i][b];
         for (int r = 0; r < s.valid.rows; ++r) {
           const auto* v = s.valid.ptr<std::uint8_t>(r);
           const auto* p = s.pre[b].ptr<float>(r);
           const auto* q = s.post[b].ptr<float>(r);
+          const auto* e = diff.ptr<float>(r);
           for (int c = 0; c < s.valid.cols; ++c) {
             if (v[c] == 0 || !std::isfinite(p[c]) || !std::isfinite(q[c])) continue;
-            d.push_back(static_cast<double>(q[c]) - static_cast<double>(p[c]));
+            d.push_back(static_cast<double>(e[c]));
             mag.push_back(std::abs(static_cast<double>(p[c])));
           }
         }
@@ -86,10 +156,9 @@ class CvaDetector final : public Detector {
       if (d.empty()) continue;  // no valid sample: median 0, sigma 1 (nothing valid to score anyway)
       const double med = median_of(d);
       for (double& x : d) x = std::abs(x - med);
-      const double mad = median_of(d);
       const double floor = std::max(1e-12, 1e-4 * (1.0 + median_of(mag)));
       median_[b] = med;
-      sigma_[b] = std::max(1.4826 * mad, floor);
+      sigma_[b] = std::max(no_change_sigma(d), floor);
     }
     fitted_ = true;
   }
@@ -105,19 +174,22 @@ class CvaDetector final : public Detector {
     if (bands == 0) return out;
     std::vector<double> inv(bands);
     for (std::size_t b = 0; b < bands; ++b) inv[b] = 1.0 / sigma_[b];
-    std::vector<const float*> pre(bands), post(bands);
+    const std::vector<cv::Mat> diffs = box_differences(w, radius_);
+    std::vector<const float*> pre(bands), post(bands), diff(bands);
     for (int r = 0; r < out.rows; ++r) {
       const auto* v = w.valid.ptr<std::uint8_t>(r);
       for (std::size_t b = 0; b < bands; ++b) {
         pre[b] = w.pre[b].ptr<float>(r);
         post[b] = w.post[b].ptr<float>(r);
+        diff[b] = diffs[b].ptr<float>(r);
       }
       auto* o = out.ptr<float>(r);
       for (int c = 0; c < out.cols; ++c) {
         if (v[c] == 0) continue;
         double m2 = 0;
         for (std::size_t b = 0; b < bands; ++b) {
-          const double z = ((static_cast<double>(post[b][c]) - pre[b][c]) - median_[b]) * inv[b];
+          const double raw = static_cast<double>(post[b][c]) - pre[b][c];
+          const double z = (std::isfinite(raw) ? diff[b][c] - median_[b] : raw) * inv[b];
           m2 += z * z;
         }
         m2 /= static_cast<double>(bands);
@@ -135,9 +207,10 @@ class CvaDetector final : public Detector {
     return out;
   }
 
-  int radius() const override { return 0; }
+  int radius() const override { return radius_; }
 
  private:
+  int radius_;
   double s2_;
   bool fitted_ = false;
   std::vector<double> median_;
@@ -151,7 +224,8 @@ std::unique_ptr<Detector> make_detector(const DetectConfig& config) {
     if (!(config.cva_half_score_sigma > 0) || !std::isfinite(config.cva_half_score_sigma)) {
       throw Error(ErrorKind::usage, "detect.cva_half_score_sigma must be a positive number");
     }
-    return std::make_unique<CvaDetector>(config.cva_half_score_sigma);
+    if (config.cva_radius < 0) throw Error(ErrorKind::usage, "detect.cva_radius must be >= 0");
+    return std::make_unique<CvaDetector>(config.cva_radius, config.cva_half_score_sigma);
   }
   throw Error(ErrorKind::usage, "unknown detector '" + config.method + "' (detect.method; known: cva)");
 }

@@ -58,7 +58,9 @@ struct DetectConfig {
   std::string method = "cva";  ///< cva (more in later versions)
   /// CVA: score = m^2 / (m^2 + s^2), m = RMS over bands of the robust-standardised difference;
   /// s is the standardised change that scores 0.5, (0, 100].
-  double cva_half_score_sigma = 3.0;
+  double cva_half_score_sigma = 1.5;
+  /// CVA: differences are averaged over a (2r+1)^2 box of valid pixels before scoring, px, [0, 7].
+  int cva_radius = 0;
 
   bool operator==(const DetectConfig&) const = default;
 };
@@ -73,9 +75,9 @@ struct ThresholdConfig {
 
 struct DamageConfig {
   std::string metric = "changed_fraction";  ///< changed_fraction | mean_score
-  double minor = 0.15;      ///< metric >= minor -> minor damage, [0, 1]
-  double major = 0.35;      ///< metric >= major -> major damage, [0, 1]
-  double destroyed = 0.55;  ///< metric >= destroyed -> destroyed, [0, 1]; minor <= major <= destroyed
+  double minor = 0.10;      ///< metric >= minor -> minor damage, [0, 1]
+  double major = 0.25;      ///< metric >= major -> major damage, [0, 1]
+  double destroyed = 0.40;  ///< metric >= destroyed -> destroyed, [0, 1]; minor <= major <= destroyed
   double min_valid_fraction = 0.5;  ///< below this valid fraction a feature is `no-data`, [0, 1]
 
   bool operator==(const DamageConfig&) const = default;

@@ -35,7 +35,8 @@ class Detector {
 };
 
 /// "cva": change-vector magnitude. Per band d = post - pre, standardised by the median and a
-/// robust sigma of d over the fit samples (1.4826 x MAD, floored at 1e-4 x (1 + median |pre|));
+/// no-change sigma of d over the fit samples (25th percentile of |d - median| / 0.31864, which
+/// holds while >= 25% of the samples are unchanged; floored at 1e-4 x (1 + median |pre|));
 /// m = sqrt(mean over bands of ((d - median)/sigma)^2);
 /// score = m^2 / (m^2 + s^2) with s = config.cva_half_score_sigma (a standardised change of s
 /// sigmas scores 0.5).

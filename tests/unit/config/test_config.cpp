@@ -431,8 +431,8 @@ TEST(ConfigValidate, DefaultsAreValid) { EXPECT_EQ(validate_error(JobConfig{}), 
 TEST(ConfigValidate, DamageLevelsAreOrdered) {
   EXPECT_CONTAINS(parse_error(kHeader + "damage: {minor: 0.5, major: 0.4}\n"),
                   "job.yaml: damage.minor (0.5) must be <= damage.major (0.4)");
-  EXPECT_CONTAINS(parse_error(kHeader + "damage: {destroyed: 0.3}\n"),
-                  "damage.major (0.35) must be <= damage.destroyed (0.3)");
+  EXPECT_CONTAINS(parse_error(kHeader + "damage: {destroyed: 0.2}\n"),
+                  "damage.major (0.25) must be <= damage.destroyed (0.2)");
   EXPECT_EQ(parse_error(kHeader + "damage: {minor: 0.4, major: 0.4, destroyed: 0.4}\n"), "");
 }
 
@@ -562,7 +562,7 @@ TEST(ConfigYaml, WritesEveryKeyInSectionOrder) {
                                        "detect:",
                                        "threshold:",
                                        "damage:",
-                                       "  destroyed: 0.55",
+                                       "  destroyed: 0.4",
                                        "output:",
                                        "  deflate_level: 4"};
   std::size_t at = 0;
@@ -659,7 +659,7 @@ TEST(ConfigDescribe, OneLinePerKeyWithTypeRangeDefaultMeaning) {
   std::string line;
   int count = 0;
   while (std::getline(lines, line)) ++count;
-  EXPECT_EQ(count, 1 + 31);  // header + every key
+  EXPECT_EQ(count, 1 + 32);  // header + every key
   EXPECT_CONTAINS(text, "threshold.value");
   EXPECT_CONTAINS(text, "[0, 1]");
   EXPECT_CONTAINS(text, "nearest | bilinear | cubic");

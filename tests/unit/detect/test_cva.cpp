@@ -60,9 +60,18 @@ Summary summarise(const test::SyntheticPair& pair, const cv::Mat& score) {
   return s;
 }
 
+// These tests pin s = 3 sigmas (score 0.5) and no box averaging, the scale their bounds were
+// written for; the defaults are exercised end to end by tests/unit/score/test_pipeline_acceptance.
+DetectConfig sigma3() {
+  DetectConfig c;
+  c.cva_half_score_sigma = 3.0;
+  c.cva_radius = 0;
+  return c;
+}
+
 TEST(Cva, DestroyedBuildingsScoreHigh) {
   Scene s = make_scene(1.0, 0.0);
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   EXPECT_EQ(det->name(), "cva");
   EXPECT_EQ(det->radius(), 0);
   det->fit({s.bands});
@@ -83,7 +92,7 @@ TEST(Cva, AfterNormalisationOfGainAndOffset) {
   Scene s = make_scene(1.3, 10.0);
   const LinearNormalisation n = fit_robust_linear(s.bands.pre, s.bands.post, s.bands.valid);
   aftermath::apply(n, s.bands.post);
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   det->fit({s.bands});
   const Summary m = summarise(s.pair, det->score(s.bands));
   EXPECT_GT(m.destroyed, 0.8);
@@ -95,7 +104,7 @@ TEST(Cva, AfterNormalisationOfGainAndOffset) {
 TEST(Cva, GlobalOffsetIsNotChange) {
   // Without normalisation, a pure offset is absorbed by the median of d.
   Scene s = make_scene(1.0, 25.0);
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   det->fit({s.bands});
   const Summary m = summarise(s.pair, det->score(s.bands));
   EXPECT_LT(m.intact, 0.1);
@@ -105,7 +114,7 @@ TEST(Cva, GlobalOffsetIsNotChange) {
 
 TEST(Cva, TiledScoringEqualsWhole) {
   Scene s = make_scene(1.0, 0.0);
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   det->fit({s.bands});
   const cv::Mat whole = det->score(s.bands);
   const cv::Rect r(100, 37, 130, 201);
@@ -120,9 +129,9 @@ TEST(Cva, TiledScoringEqualsWhole) {
 
 TEST(Cva, SeveralSamplesFitLikeTheirUnion) {
   Scene s = make_scene(1.0, 0.0);
-  auto whole = make_detector(DetectConfig{});
+  auto whole = make_detector(sigma3());
   whole->fit({s.bands});
-  auto split = make_detector(DetectConfig{});
+  auto split = make_detector(sigma3());
   BandPair top, bottom;
   for (std::size_t b = 0; b < s.bands.pre.size(); ++b) {
     top.pre.push_back(s.bands.pre[b].rowRange(0, 200));
@@ -141,7 +150,7 @@ TEST(Cva, InvalidPixelsScoreZero) {
   s.bands.valid(cv::Rect(0, 0, 512, 256)).setTo(0);
   // Garbage under the invalid half must be ignored, in fit and in score.
   for (auto& b : s.bands.post) b(cv::Rect(0, 0, 512, 256)).setTo(std::nanf(""));
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   det->fit({s.bands});
   const cv::Mat score = det->score(s.bands);
   EXPECT_EQ(cv::countNonZero(score(cv::Rect(0, 0, 512, 256))), 0);
@@ -156,7 +165,7 @@ TEST(Cva, ConstantScenesNeverNaN) {
     p.post.push_back(cv::Mat(64, 64, CV_32F, cv::Scalar(100.0)));
   }
   p.valid = cv::Mat(64, 64, CV_8U, cv::Scalar(255));
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   det->fit({p});
   cv::Mat score = det->score(p);
   EXPECT_EQ(cv::countNonZero(score != score), 0);
@@ -172,13 +181,13 @@ TEST(Cva, ConstantScenesNeverNaN) {
   z.pre = {cv::Mat(8, 8, CV_32F, cv::Scalar(0.0))};
   z.post = {cv::Mat(8, 8, CV_32F, cv::Scalar(0.0))};
   z.valid = cv::Mat(8, 8, CV_8U, cv::Scalar(0));
-  auto det2 = make_detector(DetectConfig{});
+  auto det2 = make_detector(sigma3());
   det2->fit({z});
   EXPECT_EQ(cv::countNonZero(det2->score(z)), 0);
 }
 
 TEST(Cva, HalfScoreSigma) {
-  // Noise-free difference field with known robust sigma: d in {-1, +1} (MAD 1, median 0).
+  // Noise-free difference field with known scale: d in {-1, +1} (|d - median| = 1 everywhere).
   BandPair p;
   cv::Mat pre(1, 100, CV_32F, cv::Scalar(50.0)), post(1, 100, CV_32F);
   for (int c = 0; c < 100; ++c) post.at<float>(0, c) = (c % 2 == 0) ? 49.0f : 51.0f;
@@ -190,7 +199,8 @@ TEST(Cva, HalfScoreSigma) {
   auto det = make_detector(cfg);
   det->fit({p});
   BandPair q = p;
-  q.post = {cv::Mat(1, 1, CV_32F, cv::Scalar(50.0 + 2.0 * 1.4826))};
+  // sigma = 25th percentile of |d - median| / 0.31864 = 1 / 0.31864.
+  q.post = {cv::Mat(1, 1, CV_32F, cv::Scalar(50.0 + 2.0 / 0.31864))};
   q.pre = {cv::Mat(1, 1, CV_32F, cv::Scalar(50.0))};
   q.valid = cv::Mat(1, 1, CV_8U, cv::Scalar(255));
   EXPECT_NEAR(det->score(q).at<float>(0, 0), 0.5, 1e-5);
@@ -209,12 +219,42 @@ TEST(Cva, UnknownMethodIsUsageError) {
 }
 
 TEST(Cva, ScoreBeforeFitThrows) {
-  auto det = make_detector(DetectConfig{});
+  auto det = make_detector(sigma3());
   BandPair p;
   p.pre = {cv::Mat(2, 2, CV_32F, cv::Scalar(0))};
   p.post = {cv::Mat(2, 2, CV_32F, cv::Scalar(0))};
   p.valid = cv::Mat(2, 2, CV_8U, cv::Scalar(255));
   EXPECT_THROW((void)det->score(p), Error);
+}
+
+}  // namespace
+}  // namespace aftermath
+
+namespace aftermath {
+namespace {
+
+TEST(Cva, BoxAveragedScoringIsTileIndependentGivenItsHalo) {
+  test::SyntheticOptions o;
+  o.width = o.height = 256;
+  o.buildings = 20;
+  const test::SyntheticPair pair = test::make_synthetic_pair(o);
+  BandPair all{pair.pre, pair.post, cv::Mat(256, 256, CV_8U, cv::Scalar(255))};
+  all.valid(cv::Rect(0, 0, 20, 256)).setTo(0);
+  DetectConfig cfg;
+  cfg.cva_radius = 2;
+  auto det = make_detector(cfg);
+  EXPECT_EQ(det->radius(), 2);
+  det->fit({all});
+  const cv::Mat whole = det->score(all);
+  const cv::Rect core(60, 40, 100, 90), outer(58, 38, 104, 94);
+  BandPair w;
+  for (std::size_t b = 0; b < all.pre.size(); ++b) {
+    w.pre.push_back(all.pre[b](outer).clone());
+    w.post.push_back(all.post[b](outer).clone());
+  }
+  w.valid = all.valid(outer).clone();
+  const cv::Mat tile = det->score(w);
+  EXPECT_EQ(cv::norm(tile(cv::Rect(2, 2, 100, 90)), whole(core), cv::NORM_INF), 0.0);
 }
 
 }  // namespace

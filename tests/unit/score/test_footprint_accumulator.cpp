@@ -212,7 +212,10 @@ TEST(Classify, HalfOutsideFullyOutsideAndNoData) {
 
 TEST(Classify, ClassesMetricsAndConfidence) {
   Footprint f = rect(0, 0, 0, 10, 10);
-  DamageConfig cfg;  // 0.15 / 0.35 / 0.55
+  DamageConfig cfg;
+  cfg.minor = 0.15;
+  cfg.major = 0.35;
+  cfg.destroyed = 0.55;
   auto with = [&](std::int64_t changed, double score_sum) {
     FeatureSums s;
     s.inside = 100;
