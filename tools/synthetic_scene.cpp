@@ -35,7 +35,7 @@ double value_noise(double x, double y, std::uint32_t seed) {
 
 double ground(double x, double y, int band, std::uint32_t seed) {
   const double base = value_noise(x / 40, y / 40, seed) * 0.5 + value_noise(x / 11, y / 11, seed + 1) * 0.3 +
-                      value_noise(x / 3.1, y / 3.1, seed + 2) * 0.2;
+                      value_noise(x / 6, y / 6, seed + 2) * 0.2;
   const double own = value_noise(x / 7, y / 7, seed + 10 + static_cast<std::uint32_t>(band));
   return 2000 + 5000 * (0.75 * base + 0.25 * own) + 300 * band;
 }
@@ -60,23 +60,44 @@ CellBuilding cell_building(const SceneSpec& s, int cx, int cy) {
   return {true, cv::Rect2d(x, y, w, hgt), destroyed};
 }
 
-// The scene as a continuous function of the pre-scene position (x, y) in pixels.
+// The sensor's point spread: a Gaussian of this sigma, px. It keeps edges (nearly) band-limited,
+// as real optics do, so that a sub-pixel shift of the scene is a true sub-pixel shift of the image.
+constexpr double kPsfSigma = 0.7;
+
+// Fraction of the interval [lo, hi) seen by a pixel centred at x (1-D Gaussian PSF).
+double cover(double x, double lo, double hi) {
+  const double k = 1.0 / (std::sqrt(2.0) * kPsfSigma);
+  return 0.5 * (std::erf((hi - x) * k) - std::erf((lo - x) * k));
+}
+
+// Fraction of a pixel centred at x covered by road strips [8k*cell, 8k*cell + cell/4).
+double road_cover(double x, int cell) {
+  const double period = 8.0 * cell, width = cell / 4.0;
+  const double k = std::floor(x / period);
+  double c = 0;
+  for (double j = k - 1; j <= k + 1; ++j) c += cover(x, j * period, j * period + width);
+  return std::min(1.0, c);
+}
+
+// The scene as seen by a pixel centred on the pre-scene position (x, y): textures are
+// point-sampled (they are smooth), roads and roofs are blended by the fraction the PSF sees.
 double scene_value(const SceneSpec& s, bool post, double x, double y, int band) {
+  const double rx = road_cover(x, s.cell), ry = road_cover(y, s.cell);
+  const double road = 1 - (1 - rx) * (1 - ry);
+  double v = ground(x, y, band, s.seed);
+  if (road > 0) v = (1 - road) * v + road * (1500 + 150 * band + 200 * value_noise(x / 4, y / 4, s.seed + 50));
   const int cx = static_cast<int>(std::floor(x / s.cell)), cy = static_cast<int>(std::floor(y / s.cell));
-  if (cx >= 0 && cy >= 0 && is_road_cell(cx, cy)) {
-    const double lx = x - cx * s.cell, ly = y - cy * s.cell;
-    if ((cx % 8 == 0 && lx < s.cell / 4.0) || (cy % 8 == 0 && ly < s.cell / 4.0)) {
-      return 1500 + 150 * band + 200 * value_noise(x / 2, y / 2, s.seed + 50);
-    }
-  }
   const CellBuilding b = cell_building(s, cx, cy);
-  if (b.exists && b.rect.contains(cv::Point2d(x, y))) {
-    if (post && b.destroyed) {
-      return 1800 + 3500 * value_noise(x / 1.7, y / 1.7, s.seed + 300 + static_cast<std::uint32_t>(band));
+  if (b.exists) {
+    const double seen = cover(x, b.rect.x, b.rect.x + b.rect.width) * cover(y, b.rect.y, b.rect.y + b.rect.height);
+    if (seen > 1e-9) {
+      const double roof = (post && b.destroyed)
+                              ? 1800 + 3500 * value_noise(x / 1.7, y / 1.7, s.seed + 300 + static_cast<std::uint32_t>(band))
+                              : 9000 + 600 * band + 300 * value_noise(x / 5, y / 5, s.seed + 60);
+      v = (1 - seen) * v + seen * roof;
     }
-    return 9000 + 600 * band + 300 * value_noise(x / 5, y / 5, s.seed + 60);
   }
-  return ground(x, y, band, s.seed);
+  return v;
 }
 
 }  // namespace
@@ -105,8 +126,13 @@ std::vector<cv::Mat> render(const SceneSpec& s, bool post, const Window& w) {
     for (int c = 0; c < w.width; ++c) {
       // post(q) = pre(q - shift), sampled at pixel centres.
       const double x = w.x + c + 0.5 - sx, y = w.y + r + 0.5 - sy;
+      const auto px = static_cast<std::uint32_t>(w.x + c), py = static_cast<std::uint32_t>(w.y + r);
       for (int b = 0; b < s.bands; ++b) {
-        const double v = scene_value(s, post, x, y, b);
+        // Sensor noise, independent per scene, band and pixel (a sum of 4 uniforms: ~Gaussian).
+        const std::uint32_t key = s.seed * 16 + static_cast<std::uint32_t>(b) * 2 + (post ? 1u : 0u) + 1000;
+        double noise = 0;
+        for (std::uint32_t k = 0; k < 4; ++k) noise += unit(hash(px * 4 + k, py, key)) - 0.5;
+        const double v = scene_value(s, post, x, y, b) + s.noise * noise * 1.7320508;
         out[static_cast<std::size_t>(b)].at<std::uint16_t>(r, c) =
             static_cast<std::uint16_t>(std::clamp(v, 0.0, 65535.0));
       }

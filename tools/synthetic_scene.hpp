@@ -22,6 +22,7 @@ struct SceneSpec {
   std::uint32_t seed = 1;
   int cell = 48;                    ///< building lattice cell, px
   double destroyed_fraction = 0.3;
+  double noise = 40;                ///< sensor noise sigma, DN (ground ~2000-7000, roofs ~9000)
   double pixel_size = 0.5;          ///< metres
   double origin_x = 500000;         ///< EPSG:32632 top-left corner
   double origin_y = 4800000;

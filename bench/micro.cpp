@@ -1,0 +1,117 @@
+// Kernel micro-benchmarks: one window or one tile each, on synthetic data.
+#include <benchmark/benchmark.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include "aftermath/align/registration.hpp"
+#include "aftermath/detect/detector.hpp"
+#include "aftermath/io/hdf5_writer.hpp"
+#include "aftermath/score/footprint_accumulator.hpp"
+#include "aftermath/score/threshold.hpp"
+#include "synthetic_scene.hpp"
+
+using namespace aftermath;
+
+namespace {
+
+std::vector<cv::Mat> to_float(const std::vector<cv::Mat>& in) {
+  std::vector<cv::Mat> out;
+  for (const auto& m : in) {
+    cv::Mat f;
+    m.convertTo(f, CV_32F);
+    out.push_back(f);
+  }
+  return out;
+}
+
+BandPair tile_pair(int size) {
+  synth::SceneSpec spec;
+  spec.width = spec.height = size;
+  spec.shift_x = 0.4;
+  BandPair p;
+  p.pre = to_float(synth::render(spec, false, {0, 0, size, size}));
+  p.post = to_float(synth::render(spec, true, {0, 0, size, size}));
+  p.valid = cv::Mat(size, size, CV_8U, cv::Scalar(255));
+  return p;
+}
+
+void BM_PhaseCorrelateWindow(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  BandPair p = tile_pair(n);
+  const cv::Mat a = to_intensity(p.pre), b = to_intensity(p.post);
+  for (auto _ : state) benchmark::DoNotOptimize(phase_correlate(a, b, cv::Mat(), cv::Mat(), 64));
+  state.SetItemsProcessed(state.iterations() * n * n);
+}
+BENCHMARK(BM_PhaseCorrelateWindow)->Arg(256)->Unit(benchmark::kMillisecond);
+
+void BM_CvaTile(benchmark::State& state) {
+  BandPair p = tile_pair(512);
+  auto det = make_detector(DetectConfig{});
+  det->fit({p});
+  for (auto _ : state) benchmark::DoNotOptimize(det->score(p));
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+}
+BENCHMARK(BM_CvaTile)->Unit(benchmark::kMillisecond);
+
+void BM_DamageMaskTile(benchmark::State& state) {
+  BandPair p = tile_pair(512);
+  auto det = make_detector(DetectConfig{});
+  det->fit({p});
+  const cv::Mat s = det->score(p);
+  for (auto _ : state) benchmark::DoNotOptimize(damage_mask(s, p.valid, 0.5, 1));
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+}
+BENCHMARK(BM_DamageMaskTile)->Unit(benchmark::kMillisecond);
+
+void BM_RegistrationTile(benchmark::State& state) {
+  BandPair p = tile_pair(516);
+  Registration reg;
+  reg.model = "translation";
+  reg.shift = {0.4, 0.0};
+  std::vector<cv::Mat> out;
+  cv::Mat valid;
+  for (auto _ : state) apply_registration(reg, p.post, p.valid, {0, 0, 516, 516}, {2, 2, 512, 512}, out, valid);
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+}
+BENCHMARK(BM_RegistrationTile)->Unit(benchmark::kMillisecond);
+
+void BM_FootprintAccumulateTile(benchmark::State& state) {
+  synth::SceneSpec spec;
+  spec.width = spec.height = 512;
+  std::vector<Footprint> fs;
+  for (const auto& b : synth::buildings(spec)) {
+    Footprint f;
+    f.id = static_cast<std::int64_t>(fs.size());
+    const auto& r = b.rect;
+    f.rings = {{{double(r.x), double(r.y)}, {double(r.x + r.width), double(r.y)},
+                {double(r.x + r.width), double(r.y + r.height)}, {double(r.x), double(r.y + r.height)}}};
+    finalize_geometry(f);
+    fs.push_back(f);
+  }
+  TileGrid grid(512, 512, 512, 0);
+  FootprintIndex index(fs, grid);
+  cv::Mat score(512, 512, CV_32F, cv::Scalar(0.3)), valid(512, 512, CV_8U, cv::Scalar(255)),
+      mask(512, 512, CV_8U, cv::Scalar(0));
+  for (auto _ : state) benchmark::DoNotOptimize(accumulate_tile(fs, index.in_tile(0), grid.tile(0), score, valid, mask));
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+  state.counters["features"] = static_cast<double>(fs.size());
+}
+BENCHMARK(BM_FootprintAccumulateTile)->Unit(benchmark::kMillisecond);
+
+void BM_EncodeChunk(benchmark::State& state) {
+  BandPair p = tile_pair(512);
+  auto det = make_detector(DetectConfig{});
+  det->fit({p});
+  const cv::Mat s = det->score(p);
+  LayerSpec spec{"change_score", LayerType::float32, -1.0, "", "", {}, {}};
+  const int level = static_cast<int>(state.range(0));
+  std::size_t bytes = 0;
+  for (auto _ : state) bytes = encode_chunk(spec, s, 512, level).bytes.size();
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+  state.counters["ratio"] = 512.0 * 512 * 4 / static_cast<double>(bytes);
+}
+BENCHMARK(BM_EncodeChunk)->Arg(1)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

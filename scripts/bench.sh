@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Macro benchmark: generates synthetic 4-band uint16 pairs (tiled deflate GeoTIFF, known shift,
+# buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
+# with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
+# Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR]
+# Results: bench/results/run.json and bench/results/run.md
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+sizes="4096 8192"; runs=3; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+while (($#)); do
+  case $1 in
+    --sizes) sizes=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+build=${AFTERMATH_BUILD_DIR:-$here/build}
+[[ -x $build/aftermath && -x $build/aftermath-synth ]] || "$here/scripts/setup.sh"
+if [[ ! -x /usr/bin/time ]]; then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get install -y -qq time >/dev/null || { $sudo apt-get update -qq && $sudo apt-get install -y -qq time >/dev/null; }
+fi
+mkdir -p "$here/bench/results" "$data"
+json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
+echo "[" > "$json.tmp"
+{
+  echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB |"
+  echo "|---|---|---|---|---|---|"
+} > "$md.tmp"
+first=1
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+for n in $sizes; do
+  d=$data/$n
+  if [[ ! -s $d/post.tif ]]; then
+    mkdir -p "$d"
+    echo "bench: generating $n x $n pair in $d" >&2
+    "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
+  fi
+  for t in $threads; do
+    walls=(); rss=()
+    for ((i = 0; i < runs; i++)); do
+      /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --overwrite --threads "$t" \
+        --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson" --out "$d/out.h5" >/dev/null
+      w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time.txt")
+      r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time.txt")
+      walls+=("$w"); rss+=("$r")
+      echo "bench: $n px, $t thread(s), run $((i + 1)): ${w}s, ${r} MB" >&2
+    done
+    mw=$(printf '%s\n' "${walls[@]}" | median); mr=$(printf '%s\n' "${rss[@]}" | median)
+    mpx=$(awk -v n="$n" -v w="$mw" 'BEGIN {printf "%.1f", n*n/1e6/w}')
+    ((first)) || echo "," >> "$json.tmp"; first=0
+    printf '{"size": %s, "threads": %s, "runs": %s, "wall_s": [%s], "median_wall_s": %s, "mpx_per_s": %s, "peak_rss_mb": [%s], "median_peak_rss_mb": %s}' \
+      "$n" "$t" "$runs" "$(IFS=,; echo "${walls[*]}")" "$mw" "$mpx" "$(IFS=,; echo "${rss[*]}")" "$mr" >> "$json.tmp"
+    printf '| %s | %s | %s | %s | %s | %.0f |\n' "$n" "$t" "$runs" "$mw" "$mpx" "$mr" >> "$md.tmp"
+  done
+done
+echo "]" >> "$json.tmp"
+mv "$json.tmp" "$json"; mv "$md.tmp" "$md"
+cat "$md"
