@@ -9,7 +9,7 @@ mkdir -p "$out"
 bin=$build/aftermath
 s=$here/data/sample
 
-echo "== Joplin tornado, 2011: pre in UTM 15N (0.6 m), post in EPSG:4326, 147 building footprints"
+echo "== Joplin tornado, 2011: pre in UTM 15N (0.6 m), post in EPSG:4326, 130 building footprints"
 "$bin" --log-level warn run --overwrite \
   --pre "$s/joplin/pre_utm15n.tif" --post "$s/joplin/post_wgs84.tif" \
   --footprints "$s/joplin/buildings.geojson" \

@@ -14,9 +14,9 @@ pre=$src/joplin/pre/tile_337-10160.tif
 gdal_translate -q -co COMPRESS=DEFLATE -co PREDICTOR=2 -co TILED=YES "$pre" "$out/joplin/pre_utm15n.tif"
 gdalbuildvrt -q "$tmp/post.vrt" "$src"/joplin/post/*.tif
 # pre tile bounds in EPSG:4326 (from gdalinfo): about -94.50017..-94.49315 E, 37.06642..37.07194 N
-gdal_translate -q -projwin -94.5003 37.0722 -94.4930 37.0662 -co COMPRESS=DEFLATE -co PREDICTOR=2 \
+gdal_translate -q -projwin -94.49960 37.0722 -94.4930 37.0662 -co COMPRESS=DEFLATE -co PREDICTOR=2 \
   -co TILED=YES "$tmp/post.vrt" "$out/joplin/post_wgs84.tif"
-ogr2ogr -q -f GeoJSON -spat -94.5003 37.0662 -94.4930 37.0722 -lco RFC7946=YES \
+ogr2ogr -q -f GeoJSON -spat -94.49960 37.0662 -94.4930 37.0722 -lco RFC7946=YES \
   "$out/joplin/buildings.geojson" "$src/joplin/joplin.geojson"
 
 # xBD: the Santa Rosa wildfire pair with its labels, as shipped (PNG + xBD JSON).

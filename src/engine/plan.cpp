@@ -112,13 +112,18 @@ Plan make_plan(const RunRequest& request) {
   }
 
   const auto& pg = plan.pre.grid.geotransform;
-  if (pg[2] != 0 || pg[4] != 0) {
-    throw_input(fmt::format("{} has a rotated geotransform; set grid.crs and grid.resolution to "
-                            "analyse it on a north-up grid", request.pre));
-  }
   std::string crs = plan.pre.grid.crs_wkt;
   double res_x = pg[1], res_y = pg[5];
   bool snap_to_pre = true;
+  if (pg[2] != 0 || pg[4] != 0 || pg[1] <= 0 || pg[5] >= 0) {
+    // A rotated (or flipped) pre grid: analyse on a north-up grid of the same pixel size in its
+    // CRS; both scenes are then warped onto it.
+    res_x = std::hypot(pg[1], pg[4]);
+    res_y = -std::hypot(pg[2], pg[5]);
+    snap_to_pre = false;
+    plan.warnings.push_back(fmt::format("{} has a rotated geotransform: analysed on a north-up grid "
+                                        "of the same pixel size in its CRS", request.pre));
+  }
   if (!cfg.grid.crs.empty()) {
     crs = crs_to_wkt(cfg.grid.crs);
     if (!same_crs(crs, plan.pre.grid.crs_wkt)) snap_to_pre = false;
@@ -129,7 +134,7 @@ Plan make_plan(const RunRequest& request) {
     res_x = cfg.grid.resolution;
     res_y = -cfg.grid.resolution;
     snap_to_pre = snap_to_pre && std::abs(cfg.grid.resolution - pg[1]) < 1e-12 * std::abs(pg[1]);
-  } else if (!snap_to_pre) {
+  } else if (!same_crs(crs, plan.pre.grid.crs_wkt)) {
     // Same number of pixels over the pre scene's footprint in the new CRS.
     const double r = std::sqrt(pre_b.area() / static_cast<double>(plan.pre.grid.pixel_count()));
     res_x = r;
@@ -142,8 +147,8 @@ Plan make_plan(const RunRequest& request) {
                             request.pre, describe_rect(pre_b), request.post, describe_rect(post_b)));
   }
   // Pixels of the analysis grid whose centres lie in the overlap.
-  double x0 = snap_to_pre ? pg[0] : std::floor(overlap.x / res_x) * res_x;
-  double y0 = snap_to_pre ? pg[3] : std::ceil((overlap.y + overlap.height) / -res_y) * -res_y;
+  const double x0 = snap_to_pre ? pg[0] : std::floor(overlap.x / res_x) * res_x;
+  const double y0 = snap_to_pre ? pg[3] : std::ceil((overlap.y + overlap.height) / -res_y) * -res_y;
   const double eps = 1e-6;
   long c0 = static_cast<long>(std::ceil((overlap.x - x0) / res_x - 0.5 - eps));
   long c1 = static_cast<long>(std::floor((overlap.x + overlap.width - x0) / res_x - 0.5 + eps));

@@ -2,7 +2,7 @@
 source "$(dirname "$0")/lib.sh"
 s=$SRC/data/sample/joplin
 out=$WORK/out; mkdir -p "$out"
-"$SYNTH" --size 256 --out-dir "$WORK" >/dev/null || fail "synth"
+"$SYNTH" --size 256 --bands 3 --out-dir "$WORK" >/dev/null || fail "synth"
 
 expect_fail "missing file" 1 "$WORK/nope.tif.*does not exist" "$out" -- \
   "$BIN" run --pre "$WORK/nope.tif" --post "$s/post_wgs84.tif" --out "$out/x.h5"

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/footprint.hpp"
 #include "aftermath/engine/job.hpp"
 #include "aftermath/evaluate/metrics.hpp"
 #include "aftermath/io/geotiff_writer.hpp"
@@ -59,7 +60,9 @@ std::vector<T> read_dataset(const std::string& file, const std::string& name, hi
   hid_t s = H5Dget_space(d);
   const auto n = H5Sget_simple_extent_npoints(s);
   std::vector<T> v(static_cast<std::size_t>(n));
-  if (n > 0) EXPECT_GE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+  if (n > 0) {
+    EXPECT_GE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()), 0);
+  }
   H5Sclose(s);
   H5Dclose(d);
   H5Fclose(f);
