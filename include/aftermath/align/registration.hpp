@@ -66,8 +66,9 @@ Registration fit_translation(std::vector<TiePoint> ties, const AlignConfig& conf
 cv::Mat to_intensity(const std::vector<cv::Mat>& bands);
 
 /// Resamples bands covering `source` (a window of the analysis grid) onto `target` with the
-/// registration: out(p) = in(p + shift), bilinear. Output pixels whose source footprint is outside
-/// `source` or touches an invalid pixel are invalid (0 in `out_valid`, 0 in the bands).
+/// registration: out(p) = in(p + shift), cubic convolution (Keys, a = -0.5; 4 x 4 taps, fewer for
+/// whole-pixel shifts, which copy exactly). Output pixels whose taps fall outside `source` or on an
+/// invalid pixel are invalid (0 in `out_valid`, 0 in the bands).
 void apply_registration(const Registration& registration, const std::vector<cv::Mat>& bands,
                         const cv::Mat& valid, const Window& source, const Window& target,
                         std::vector<cv::Mat>& out_bands, cv::Mat& out_valid);

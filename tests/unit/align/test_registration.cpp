@@ -304,11 +304,12 @@ double align_and_compare(const std::vector<cv::Mat>& pre, const std::vector<cv::
   EXPECT_EQ(out.size(), post.size());
 
   // Border pixels that need data outside `source` are invalid (and 0), the rest valid: with
-  // truth (2.3, -1.7), x + 2.31 must stay below w - 1 (x <= w - 4), y - 1.69 >= 0 (y >= 2).
+  // truth (2.3, -1.7) the cubic taps of x span x + 1 .. x + 4 (x <= w - 5) and those of y span
+  // y - 3 .. y (y >= 3).
   int wrong = 0;
   for (int y = 0; y < h; ++y) {
     for (int x = 0; x < w; ++x) {
-      const bool expect_valid = x <= w - 4 && y >= 2;
+      const bool expect_valid = x <= w - 5 && y >= 3;
       if ((out_valid.at<uchar>(y, x) != 0) != expect_valid) ++wrong;
       if (!expect_valid && out[0].at<float>(y, x) != 0.0f) ++wrong;
     }
@@ -349,7 +350,7 @@ TEST(ApplyRegistration, AlignsShiftedSceneOntoPre) {
   const auto pair = make_synthetic_pair(o);
   double before = 0;
   const double after = align_and_compare(pair.pre, pair.post, o.shift, &before);
-  // Bilinear resampling smooths the sharp roof edges a little: a bit above the texture figure.
+  // Resampling smooths the sharp roof edges a little: a bit above the texture figure.
   std::cout << "[align] apply_registration (scene with roofs and roads): mean |aligned post - pre| " << after
             << " DN (unaligned " << before << " DN)\n";
   RecordProperty("apply_scene_mean_abs_diff_dn", std::to_string(after));
@@ -368,10 +369,11 @@ TEST(ApplyRegistration, InvalidFootprintPropagates) {
   std::vector<cv::Mat> out;
   cv::Mat out_valid;
   apply_registration(reg, {band}, valid, w, w, out, out_valid);
-  // out(p) samples in(p + (0.5, 0.25)): pixels (9..10, 9..10) touch the invalid one.
-  for (int y = 8; y <= 11; ++y) {
-    for (int x = 8; x <= 11; ++x) {
-      const bool touches = (x == 9 || x == 10) && (y == 9 || y == 10);
+  // out(p) samples in(p + (0.5, 0.25)) with cubic taps p - 1 .. p + 2: pixels (8..11, 8..11)
+  // touch the invalid one.
+  for (int y = 6; y <= 13; ++y) {
+    for (int x = 6; x <= 13; ++x) {
+      const bool touches = x >= 8 && x <= 11 && y >= 8 && y <= 11;
       EXPECT_EQ(out_valid.at<uchar>(y, x) == 0, touches) << x << "," << y;
     }
   }
@@ -379,11 +381,16 @@ TEST(ApplyRegistration, InvalidFootprintPropagates) {
   // Last column and row need data beyond the source.
   EXPECT_EQ(out_valid.at<uchar>(5, 31), 0);
   EXPECT_EQ(out_valid.at<uchar>(31, 5), 0);
-  EXPECT_NE(out_valid.at<uchar>(30, 30), 0);
-  // Bilinear value.
-  const double expect = 0.375 * band.at<float>(3, 3) + 0.375 * band.at<float>(3, 4) +
-                        0.125 * band.at<float>(4, 3) + 0.125 * band.at<float>(4, 4);
-  EXPECT_NEAR(out[0].at<float>(3, 3), expect, 1e-4);
+  EXPECT_NE(out_valid.at<uchar>(29, 29), 0);
+  EXPECT_EQ(out_valid.at<uchar>(30, 30), 0);  // its taps reach column/row 32
+  // Cubic (Keys, a = -0.5) value: weights for the fractions 0.5 (x) and 0.25 (y), taps -1..2.
+  const double wx[4] = {-0.0625, 0.5625, 0.5625, -0.0625};
+  const double wy[4] = {-0.0703125, 0.8671875, 0.2265625, -0.0234375};
+  double expect = 0;
+  for (int j = 0; j < 4; ++j) {
+    for (int i = 0; i < 4; ++i) expect += wy[j] * wx[i] * band.at<float>(3 + j - 1, 3 + i - 1);
+  }
+  EXPECT_NEAR(out[0].at<float>(3, 3), expect, 1e-3);
   // Target larger than source: everything outside is invalid.
   apply_registration(reg, {band}, valid, w, w.grown(4), out, out_valid);
   EXPECT_EQ(out_valid.size(), cv::Size(40, 40));
