@@ -114,6 +114,10 @@ void init_gdal() {
     GDALAllRegister();
     // GDAL never prints: every call that matters captures its own errors (ErrorCapture).
     CPLSetErrorHandler(CPLQuietErrorHandler);
+    // A bounded block cache: memory must follow the tile size, not the scene (GDAL's default is
+    // 5% of RAM, which a large scene fills). Tile rows overlap by the halo, so a cache of a few
+    // block rows of both scenes is all the reads need. The user's GDAL_CACHEMAX wins.
+    if (CPLGetConfigOption("GDAL_CACHEMAX", nullptr) == nullptr) GDALSetCacheMax64(256LL << 20);
     // Decompression threads are not enabled (GDAL_NUM_THREADS is left to the user): the engine
     // reads tiles in parallel with one reader per thread, and errors raised in GDAL's own worker
     // threads would escape the per-thread capture.

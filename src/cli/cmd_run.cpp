@@ -1,0 +1,83 @@
+// aftermath run: one pre/post pair -> one HDF5 output.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "aftermath/config/config.hpp"
+#include "aftermath/engine/job.hpp"
+#include "commands.hpp"
+
+namespace aftermath::cli {
+
+namespace {
+
+void print_summary(const RunSummary& s) {
+  std::cout << fmt::format("output      {}\n", s.output);
+  std::cout << fmt::format("grid        {} x {} px, {}, pixel size {:.6g} x {:.6g}\n", s.grid.width,
+                           s.grid.height, s.crs_name, s.grid.geotransform[1], -s.grid.geotransform[5]);
+  std::cout << fmt::format("alignment   {} shift ({:+.3f}, {:+.3f}) px; tie points {} kept, {} dropped; "
+                           "RMSE {:.3f} -> {:.3f} px\n",
+                           s.alignment_model, s.shift_x, s.shift_y, s.ties_kept, s.ties_dropped,
+                           s.rmse_before, s.rmse_after);
+  const double pct = s.valid_pixels ? 100.0 * static_cast<double>(s.changed_pixels) / static_cast<double>(s.valid_pixels) : 0.0;
+  std::cout << fmt::format("change      threshold {:.3f}; {} of {} valid px changed ({:.1f}%)\n",
+                           s.threshold, s.changed_pixels, s.valid_pixels, pct);
+  if (s.features > 0) {
+    std::cout << fmt::format("features    {}: no-damage {}, minor {}, major {}, destroyed {}, "
+                             "no-data {}, outside {}\n",
+                             s.features, s.class_counts[0], s.class_counts[1], s.class_counts[2],
+                             s.class_counts[3], s.no_data, s.outside);
+  }
+  std::cout << fmt::format("time        {:.2f} s (plan {:.2f}, estimate {:.2f}, score+write {:.2f}, "
+                           "finalize {:.2f}); {:.1f} Mpx/s\n",
+                           s.times.total, s.times.plan, s.times.estimate, s.times.score,
+                           s.times.finalize,
+                           static_cast<double>(s.grid.pixel_count()) / 1e6 / std::max(s.times.total, 1e-9));
+  if (!s.warnings.empty()) std::cout << fmt::format("warnings    {}\n", s.warnings.size());
+}
+
+}  // namespace
+
+Command add_run(CLI::App& app) {
+  struct Options {
+    RunRequest req;
+    std::vector<std::string> overrides;
+  };
+  auto o = std::make_shared<Options>();
+  auto* run = app.add_subcommand(
+      "run", "Align a pre/post pair, score change, classify footprints, write HDF5.\n" + std::string(kExitCodes));
+  run->add_option("--pre", o->req.pre, "pre-event scene (any GDAL raster)")->required();
+  run->add_option("--post", o->req.post, "post-event scene (any GDAL raster; any CRS/resolution)")->required();
+  run->add_option("--footprints", o->req.footprints,
+                  "building footprints: GeoJSON, GeoPackage, Shapefile or xBD label JSON");
+  run->add_option("--footprint-layer", o->req.footprint_layer, "layer name when the footprint file has several");
+  run->add_option("--config", o->req.config_path, "YAML config (see describe-config); default: built-in defaults");
+  run->add_option("--set", o->overrides, "override a config key, e.g. --set threshold.value=0.4 (repeatable)");
+  run->add_option("--out", o->req.out, "output HDF5 file (written under a temporary name, renamed when complete)")
+      ->required();
+  run->add_option("--quicklook", o->req.quicklook, "also write a PNG: pre | post with footprints by class | score");
+  run->add_option("--threads", o->req.threads, "worker threads (0 = all cores); results do not depend on it")
+      ->check(CLI::Range(0, 1024));
+  run->add_flag("--overwrite", o->req.overwrite, "replace an existing output (atomically)");
+  return {run, [o]() {
+            if (!o->req.config_path.empty()) o->req.config = load_config(o->req.config_path);
+            apply_overrides(o->req.config, o->overrides);
+            ProgressFn progress;
+            if (::isatty(STDERR_FILENO) && !log_json()) {
+              progress = [](const std::string& stage, std::int64_t done, std::int64_t total) {
+                std::fprintf(stderr, "\r%s: %lld/%lld tiles (%.0f%%)%s", stage.c_str(),
+                             static_cast<long long>(done), static_cast<long long>(total),
+                             100.0 * static_cast<double>(done) / static_cast<double>(total), done == total ? "\n" : "");
+              };
+            }
+            const RunSummary summary = run_job(o->req, progress);
+            print_summary(summary);
+            if (!o->req.quicklook.empty()) std::cout << fmt::format("quicklook   {}\n", o->req.quicklook);
+            return 0;
+          }};
+}
+
+}  // namespace aftermath::cli

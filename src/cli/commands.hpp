@@ -1,0 +1,29 @@
+#pragma once
+// The CLI's subcommands: each file registers one (options + the function that runs it). A
+// command returns the process exit code (README "Exit codes"); errors are aftermath::Error,
+// mapped to exit codes in main.cpp.
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace aftermath::cli {
+
+inline constexpr const char* kExitCodes =
+    "Exit codes: 0 done; 1 a job failed (bad or unusable input, processing error); "
+    "2 usage or configuration error; 3 the output could not be written.";
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+Command add_run(CLI::App& app);
+Command add_describe_config(CLI::App& app);
+Command add_info(CLI::App& app);
+Command add_xbd_import(CLI::App& app);
+
+/// True when log output is JSON (progress lines are suppressed then).
+bool log_json();
+
+}  // namespace aftermath::cli
