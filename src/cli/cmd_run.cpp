@@ -1,6 +1,7 @@
 // aftermath run: one pre/post pair -> one HDF5 output.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 
@@ -17,7 +18,7 @@ namespace {
 void print_summary(const RunSummary& s) {
   std::cout << fmt::format("output      {}\n", s.output);
   std::cout << fmt::format("grid        {} x {} px, {}, pixel size {:.6g} x {:.6g}\n", s.grid.width,
-                           s.grid.height, s.crs_name, s.grid.geotransform[1], -s.grid.geotransform[5]);
+                           s.grid.height, s.crs_name, std::abs(s.grid.geotransform[1]), std::abs(s.grid.geotransform[5]));
   std::cout << fmt::format("alignment   {} shift ({:+.3f}, {:+.3f}) px; tie points {} kept, {} dropped; "
                            "RMSE {:.3f} -> {:.3f} px\n",
                            s.alignment_model, s.shift_x, s.shift_y, s.ties_kept, s.ties_dropped,

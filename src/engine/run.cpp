@@ -105,7 +105,7 @@ Table footprint_table(const std::vector<Footprint>& features, const std::vector<
   t.dimension = "feature";
   const std::size_t n = features.size();
   std::vector<std::int64_t> id(n), pixels(n);
-  std::vector<std::string> source(n);
+  std::vector<std::string> source(n), wkt(n);
   std::vector<std::uint8_t> kind(n), status(n), damage(n), truth(n);
   std::vector<double> area(n), coverage(n), valid(n), mean(n), changed(n), confidence(n);
   const double metres = linear_units_in_metres(grid.crs_wkt);
@@ -116,6 +116,7 @@ Table footprint_table(const std::vector<Footprint>& features, const std::vector<
     const auto& r = results[i];
     id[i] = f.id;
     source[i] = f.source_id;
+    wkt[i] = f.wkt;
     kind[i] = static_cast<std::uint8_t>(f.kind);
     pixels[i] = r.sums.inside;
     area[i] = px_area_m2 > 0 ? f.area_px * px_area_m2 : f.area_px;
@@ -143,6 +144,8 @@ Table footprint_table(const std::vector<Footprint>& features, const std::vector<
   t.columns.push_back({"status", status, "scoring status", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("scored no_data outside")}}});
   t.columns.push_back({"damage_class", damage, "damage class (xBD scale)", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
   t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
+  t.columns.push_back({"geometry_wkt", wkt,
+                       "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)", "", {}});
   if (any_truth) {
     t.columns.push_back({"truth_class", truth, "damage class given by the source labels", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
   }
@@ -448,7 +451,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", utc_now(), AFTERMATH_VERSION));
     writer->set_attribute("/", "aftermath_version", std::string(AFTERMATH_VERSION));
     writer->set_attribute("/", "schema_version", static_cast<std::int64_t>(1));
-    writer->set_attribute("/", "config", to_yaml(cfg));
+    const std::string config_yaml = to_yaml(cfg);
+    writer->set_attribute("/", "config", config_yaml);
+    writer->set_attribute("/", "config_sha256", sha256_text(config_yaml));
     writer->set_attribute("/", "config_path", req.config_path);
     writer->set_attribute("/", "detector", model.detector->name());
     writer->set_attribute("/", "threshold", model.threshold);

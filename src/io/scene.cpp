@@ -689,22 +689,18 @@ void write_geotiff(const std::string& path, const Grid& grid, const std::vector<
   cap.check(ErrorKind::output, path + ": write failed");
 }
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::input, path + ": cannot be read for hashing");
+namespace {
+
+// Streams bytes through SHA-256; `feed` calls the given updater until the input is exhausted.
+template <typename Feed>
+std::string sha256_hex(Feed&& feed) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     throw Error(ErrorKind::internal, "SHA-256 initialisation failed");
   }
-  std::vector<char> block(1 << 20);
-  while (in) {
-    in.read(block.data(), static_cast<std::streamsize>(block.size()));
-    const auto got = in.gcount();
-    if (got > 0 && EVP_DigestUpdate(ctx.get(), block.data(), static_cast<std::size_t>(got)) != 1) {
-      throw Error(ErrorKind::internal, "SHA-256 update failed");
-    }
-  }
-  if (in.bad()) throw Error(ErrorKind::input, path + ": read error while hashing");
+  feed([&](const char* data, std::size_t n) {
+    if (n > 0 && EVP_DigestUpdate(ctx.get(), data, n) != 1) throw Error(ErrorKind::internal, "SHA-256 update failed");
+  });
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx.get(), md, &len) != 1) throw Error(ErrorKind::internal, "SHA-256 failed");
@@ -716,6 +712,26 @@ std::string sha256_file(const std::string& path) {
     out.push_back(hex[md[i] & 15]);
   }
   return out;
+}
+
+}  // namespace
+
+std::string sha256_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::input, path + ": cannot be read for hashing");
+  std::string digest = sha256_hex([&](auto&& update) {
+    std::vector<char> block(1 << 20);
+    while (in) {
+      in.read(block.data(), static_cast<std::streamsize>(block.size()));
+      update(block.data(), static_cast<std::size_t>(in.gcount()));
+    }
+  });
+  if (in.bad()) throw Error(ErrorKind::input, path + ": read error while hashing");
+  return digest;
+}
+
+std::string sha256_text(const std::string& text) {
+  return sha256_hex([&](auto&& update) { update(text.data(), text.size()); });
 }
 
 }  // namespace aftermath

@@ -43,6 +43,9 @@ struct Footprint {
   cv::Rect2d bbox;            ///< bounding box of all rings, pixel coordinates
   double area_px = 0;         ///< polygon area (even-odd), square pixels of the analysis grid
   DamageClass truth = DamageClass::unclassified;  ///< a class carried by the source, if any
+  /// The geometry as WKT in the analysis grid's CRS (map units; pixel units for a plain pixel
+  /// grid), for outputs (exports, the /footprints table). May be empty.
+  std::string wkt;
 };
 
 /// Computes bbox and area_px from rings.

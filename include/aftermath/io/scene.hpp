@@ -87,6 +87,8 @@ void write_geotiff(const std::string& path, const Grid& grid, const std::vector<
 
 /// Hex SHA-256 of a file's bytes (streamed). Throws Error(input) if it cannot be read.
 std::string sha256_file(const std::string& path);
+/// Hex SHA-256 of a string's bytes (e.g. the resolved config, for idempotence records).
+std::string sha256_text(const std::string& text);
 
 /// Installs GDAL's configuration for aftermath once per process (error handler, thread-local
 /// error capture, GDAL_NUM_THREADS for decompression). Safe to call more than once.

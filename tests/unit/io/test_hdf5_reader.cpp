@@ -67,3 +67,10 @@ TEST(Hdf5Reader, ReadsBackGridAttributesLayersAndTables) {
   EXPECT_THROW(Hdf5Reader((dir / "none.h5").string()), Error);
   fs::remove_all(dir);
 }
+
+#include "aftermath/io/scene.hpp"
+
+TEST(Sha256, TextKnownDigests) {
+  EXPECT_EQ(sha256_text(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_text("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
