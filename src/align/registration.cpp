@@ -285,32 +285,65 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   const int ky0 = ty_taps.front().offset, ky1 = ty_taps.back().offset;
   const int sw = src_size.width, sh = src_size.height;
 
-  for (int ty = 0; ty < dst_size.height; ++ty) {
-    const int y0 = ty + iy;
-    if (y0 + ky0 < 0 || y0 + ky1 >= sh) continue;
-    uchar* vo = out_valid.ptr<uchar>(ty);
-    for (int tx = 0; tx < dst_size.width; ++tx) {
+  // Validity: every tap of an output pixel inside `source` and valid. Computed separably: first
+  // "all taps valid along x", then along y.
+  const int tw = dst_size.width, th = dst_size.height;
+  cv::Mat row_ok(sh, tw, CV_8U, cv::Scalar(0));
+  for (int y = 0; y < sh; ++y) {
+    const uchar* v = valid_u8.ptr<uchar>(y);
+    uchar* o = row_ok.ptr<uchar>(y);
+    for (int tx = 0; tx < tw; ++tx) {
       const int x0 = tx + ix;
       if (x0 + kx0 < 0 || x0 + kx1 >= sw) continue;
       bool ok = true;
-      for (const Tap& a : ty_taps) {
-        const uchar* v = valid_u8.ptr<uchar>(y0 + a.offset);
-        for (const Tap& b : tx_taps) ok = ok && v[x0 + b.offset] != 0;
-      }
-      if (ok) vo[tx] = 255;
+      for (const Tap& t : tx_taps) ok = ok && v[x0 + t.offset] != 0;
+      o[tx] = ok ? 1 : 0;
     }
-    for (std::size_t b = 0; b < src_bands.size(); ++b) {
-      float* o = out_bands[b].ptr<float>(ty);
-      for (int tx = 0; tx < dst_size.width; ++tx) {
-        if (!vo[tx]) continue;
-        const int x0 = tx + ix;
+  }
+  for (int ty = 0; ty < th; ++ty) {
+    const int y0 = ty + iy;
+    if (y0 + ky0 < 0 || y0 + ky1 >= sh) continue;
+    uchar* vo = out_valid.ptr<uchar>(ty);
+    for (int tx = 0; tx < tw; ++tx) {
+      bool ok = true;
+      for (const Tap& t : ty_taps) ok = ok && row_ok.at<uchar>(y0 + t.offset, tx) != 0;
+      vo[tx] = ok ? 255 : 0;
+    }
+  }
+
+  // Values: separable, horizontal pass over the source rows the output needs, then vertical.
+  // Each output value is the same fixed sequence of operations whatever the window, so results
+  // do not depend on tiling.
+  const int row_lo = std::max(0, iy + ky0), row_hi = std::min(sh - 1, th - 1 + iy + ky1);
+  cv::Mat horiz(sh, tw, CV_32F, cv::Scalar(0));
+  for (std::size_t b = 0; b < src_bands.size(); ++b) {
+    for (int y = row_lo; y <= row_hi; ++y) {
+      const float* in = src_bands[b].ptr<float>(y);
+      float* h = horiz.ptr<float>(y);
+      const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
+      for (int tx = tx_lo; tx <= tx_hi; ++tx) {
+        const float* p = in + tx + ix;
         double acc = 0;
-        for (const Tap& a : ty_taps) {
-          const float* row = src_bands[b].ptr<float>(y0 + a.offset);
-          double racc = 0;
-          for (const Tap& c : tx_taps) racc += c.weight * row[x0 + c.offset];
-          acc += a.weight * racc;
-        }
+        for (const Tap& t : tx_taps) acc += t.weight * p[t.offset];
+        h[tx] = static_cast<float>(acc);
+      }
+    }
+    for (int ty = 0; ty < th; ++ty) {
+      const uchar* vo = out_valid.ptr<uchar>(ty);
+      float* o = out_bands[b].ptr<float>(ty);
+      const int y0 = ty + iy;
+      if (y0 + ky0 < 0 || y0 + ky1 >= sh) continue;
+      const float* rows[4] = {nullptr, nullptr, nullptr, nullptr};
+      double w[4] = {0, 0, 0, 0};
+      const std::size_t nt = ty_taps.size();
+      for (std::size_t k = 0; k < nt; ++k) {
+        rows[k] = horiz.ptr<float>(y0 + ty_taps[k].offset);
+        w[k] = ty_taps[k].weight;
+      }
+      for (int tx = 0; tx < tw; ++tx) {
+        if (!vo[tx]) continue;
+        double acc = 0;
+        for (std::size_t k = 0; k < nt; ++k) acc += w[k] * rows[k][tx];
         o[tx] = static_cast<float>(acc);
       }
     }

@@ -268,11 +268,16 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                  "{:.3f} -> {:.3f} px",
                  reg.model, reg.shift.x, reg.shift.y, reg.kept, reg.dropped, reg.rmse_before, reg.rmse_after);
 
-    // Samples for the job-level statistics: the same windows, post aligned.
+    // Samples for the job-level statistics: the central part (at most 128 px square) of the same
+    // windows, post aligned: a few hundred thousand pixels spread over the scene are plenty for
+    // medians and histograms, and keep the estimate stage short.
     std::vector<BandPair> samples(windows.size());
     arena.execute([&] {
       tbb::parallel_for(std::size_t(0), windows.size(), [&](std::size_t i) {
-        samples[i] = read_pair(thread_readers(), windows[i], reg, nullptr);
+        const Window& w = windows[i];
+        const int sw = std::min(w.width, 128), sh = std::min(w.height, 128);
+        const Window centre{w.x + (w.width - sw) / 2, w.y + (w.height - sh) / 2, sw, sh};
+        samples[i] = read_pair(thread_readers(), centre, reg, nullptr);
       });
     });
     // Normalisation fitted on all samples at once (concatenated as one row per window).
@@ -309,8 +314,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       post_bands.push_back(s.post);
       valids.push_back(s.valid);
     }
-    model.pre_stretch = engine::fit_stretch(pre_bands, valids);
-    model.post_stretch = engine::fit_stretch(post_bands, valids);
+    if (!req.quicklook.empty()) {
+      model.pre_stretch = engine::fit_stretch(pre_bands, valids);
+      model.post_stretch = engine::fit_stretch(post_bands, valids);
+    }
     if (hist.total() == 0) {
       const std::string w = "no valid pixel in the sampled windows: every feature will be no-data";
       spdlog::warn("{}", w);
