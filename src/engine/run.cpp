@@ -387,7 +387,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     return res;
   };
 
-  try {
+  // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
+  {
     arena.execute([&] {
       tbb::parallel_pipeline(
           static_cast<std::size_t>(tokens),
@@ -422,8 +423,6 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                     if (progress) progress("score", written, n_tiles);
                   }));
     });
-  } catch (const Error&) {
-    throw;  // the writer's destructor removes the temporary file
   }
   summary.times.score = seconds_since(t_score);
 
