@@ -1,4 +1,5 @@
 // aftermath command line. Each subcommand lives in its own cmd_*.cpp (see commands.hpp).
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -13,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/engine/job.hpp"
 #include "commands.hpp"
 
 namespace aftermath::cli {
@@ -62,6 +64,8 @@ int main(int argc, char** argv) {
   app.add_flag("--log-json", g_log_json, "log one JSON object per line on stderr");
 
   const std::vector<Command> commands = {add_run(app), add_describe_config(app), add_info(app),
+                                         add_batch(app),
+                                         add_export(app),
                                          add_xbd_import(app)};
   try {
     app.parse(argc, argv);
@@ -76,6 +80,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   setup_logging(log_level, g_log_json);
+  // Ctrl-C / SIGTERM: finish cleanly (the current job stops at the next tile and removes its
+  // temporary output); a second signal kills at once.
+  auto on_signal = [](int sig) {
+    aftermath::request_cancel();
+    std::signal(sig, SIG_DFL);
+  };
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   try {
     for (const auto& c : commands) {
       if (c.app->parsed()) return c.run();

@@ -33,6 +33,20 @@
 namespace aftermath {
 
 namespace {
+std::atomic<bool> g_cancel{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void throw_if_cancelled(const char* stage) {
+  if (g_cancel.load(std::memory_order_relaxed)) {
+    throw Error(ErrorKind::internal, "interrupted: the job was cancelled (signal)", stage);
+  }
+}
+}  // namespace
+
+void request_cancel() noexcept { g_cancel.store(true, std::memory_order_relaxed); }
+bool cancel_requested() noexcept { return g_cancel.load(std::memory_order_relaxed); }
+
+namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
@@ -394,6 +408,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
           static_cast<std::size_t>(tokens),
           tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
                                       [&](tbb::flow_control& fc) -> int {
+                                        throw_if_cancelled("score");
                                         const int i = next_tile++;
                                         if (i >= n_tiles) {
                                           fc.stop();
@@ -426,6 +441,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   }
   summary.times.score = seconds_since(t_score);
 
+  throw_if_cancelled("write");
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);

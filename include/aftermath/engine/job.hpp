@@ -51,6 +51,12 @@ struct RunSummary {
 /// Progress callback: stage name, done, total.
 using ProgressFn = std::function<void(const std::string& stage, std::int64_t done, std::int64_t total)>;
 
+/// Asks running jobs to stop at the next tile (async-signal-safe: a lock-free atomic store), so
+/// that SIGINT/SIGTERM end a run cleanly: the job throws Error("interrupted") and its temporary
+/// output is removed.
+void request_cancel() noexcept;
+bool cancel_requested() noexcept;
+
 /// Runs one job. Validates every input and the output location before reading a pixel. Throws
 /// Error on failure, after removing any temporary output.
 RunSummary run_job(const RunRequest& request, const ProgressFn& progress = {});
