@@ -9,9 +9,12 @@
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/engine/job.hpp"
+#include "aftermath/io/export.hpp"
 #include "commands.hpp"
 
 namespace aftermath::cli {
+
+void print_export(const ExportResult& r);  // cmd_export.cpp
 
 namespace {
 
@@ -46,6 +49,7 @@ Command add_run(CLI::App& app) {
   struct Options {
     RunRequest req;
     std::vector<std::string> overrides;
+    std::string export_dir;
   };
   auto o = std::make_shared<Options>();
   auto* run = app.add_subcommand(
@@ -63,6 +67,9 @@ Command add_run(CLI::App& app) {
   run->add_option("--threads", o->req.threads, "worker threads (0 = all cores); results do not depend on it")
       ->check(CLI::Range(0, 1024));
   run->add_flag("--overwrite", o->req.overwrite, "replace an existing output (atomically)");
+  run->add_option("--export", o->export_dir,
+                  "after the run, also write COGs, a styled GeoPackage, GeoJSON and a STAC Item here "
+                  "(as `aftermath export OUT --to DIR`)");
   return {run, [o]() {
             if (!o->req.config_path.empty()) o->req.config = load_config(o->req.config_path);
             apply_overrides(o->req.config, o->overrides);
@@ -77,6 +84,7 @@ Command add_run(CLI::App& app) {
             const RunSummary summary = run_job(o->req, progress);
             print_summary(summary);
             if (!o->req.quicklook.empty()) std::cout << fmt::format("quicklook   {}\n", o->req.quicklook);
+            if (!o->export_dir.empty()) print_export(export_outputs(summary.output, o->export_dir));
             return 0;
           }};
 }

@@ -115,6 +115,15 @@ bool to_footprint(GeomPtr geom, const std::string& sid, const Grid& grid, Footpr
       multi = std::make_unique<OGRMultiPolygon>();
       for (auto& p : polys) multi->addGeometryDirectly(p.release());
     }
+    // The geometry for outputs, in the grid's CRS (pixel units for a plain pixel grid): one
+    // polygon as POLYGON, several as MULTIPOLYGON.
+    {
+      OGRErr werr = OGRERR_NONE;
+      const OGRGeometry* out = multi.get();
+      if (multi->getNumGeometries() == 1) out = multi->getGeometryRef(0);
+      fp.wkt = out->exportToWkt(OGRWktOptions(), &werr);
+      if (werr != OGRERR_NONE) fp.wkt.clear();
+    }
     fp.rings.clear();
     for (int i = 0; i < multi->getNumGeometries(); ++i) {
       const OGRPolygon* poly = multi->getGeometryRef(i);
