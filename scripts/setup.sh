@@ -18,6 +18,8 @@ packages=(
   libcli11-dev                        # the command line
   nlohmann-json3-dev                  # JSON (xBD labels, reports, JSON logs)
   libgtest-dev libbenchmark-dev       # tests and benchmarks
+  python3-xarray python3-h5netcdf     # tests: xarray opens the HDF5 output (e2e_export_xarray)
+  jq                                  # tests: reading the batch JSON report
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -22,6 +22,8 @@ Command add_run(CLI::App& app);
 Command add_describe_config(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_xbd_import(CLI::App& app);
+Command add_export(CLI::App& app);
+Command add_batch(CLI::App& app);
 
 /// True when log output is JSON (progress lines are suppressed then).
 bool log_json();
