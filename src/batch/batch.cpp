@@ -18,6 +18,7 @@
 
 #include "aftermath/batch/lock.hpp"
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/engine/job.hpp"
 #include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/scene.hpp"
@@ -30,14 +31,6 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -212,7 +205,7 @@ BatchResult run_batch(const std::vector<ResolvedJob>& jobs, const BatchOptions& 
                       const JobCallback& on_job) {
   BatchResult res;
   const auto t0 = Clock::now();
-  res.started = utc_now();
+  res.started = utc_timestamp();
   res.manifest_jobs = jobs.empty() ? 0 : jobs.back().index + 1;
   for (const ResolvedJob& r : jobs) {
     if (!in_shard(r.index, options.shard)) continue;
@@ -258,7 +251,7 @@ BatchResult run_batch(const std::vector<ResolvedJob>& jobs, const BatchOptions& 
   }
   res.exit_code = batch_exit_code(res.jobs);
   res.outcome = options.dry_run ? std::string("dry run") : batch_outcome(res.jobs);
-  res.finished = utc_now();
+  res.finished = utc_timestamp();
   res.duration_s = since(t0);
   return res;
 }

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath::batch {
 
@@ -36,14 +37,6 @@ std::string read_all(int fd) {
   return s;
 }
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -97,7 +90,7 @@ LockAttempt try_lock_output(const std::string& output) {
     }
     LockAttempt got;
     got.stale = read_all(fd);  // a previous owner died without removing it
-    const std::string me = fmt::format("pid {} host {} since {}\n", ::getpid(), host_name(), utc_now());
+    const std::string me = fmt::format("pid {} host {} since {}\n", ::getpid(), host_name(), utc_timestamp());
     if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
       const int err = errno;
       ::close(fd);

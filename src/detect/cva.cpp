@@ -9,22 +9,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/detect/detector.hpp"
 
 namespace aftermath {
 namespace {
-
-/// Exact median (mean of the two middle values for an even count). Reorders `v`. Empty -> 0.
-double median_of(std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  const std::size_t n = v.size();
-  const std::size_t mid = n / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
-  const double upper = v[mid];
-  if (n % 2 == 1) return upper;
-  const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
-  return 0.5 * (lower + upper);
-}
 
 /// Scale of the no-change differences from |d - median|, reordered. A disaster can change most of
 /// a scene (a tornado path, a burnt town), which inflates the MAD (it breaks down at 50% change),

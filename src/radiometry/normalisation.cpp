@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath {
 namespace {
@@ -15,18 +16,6 @@ namespace {
 constexpr int kRefineRounds = 3;
 /// A pixel is "unchanged" when every band's residual is within this many robust sigmas.
 constexpr double kKeepSigmas = 3.0;
-
-/// Exact median (mean of the two middle values for an even count). Reorders `v`. Empty -> 0.
-double median_of(std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  const std::size_t n = v.size();
-  const std::size_t mid = n / 2;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
-  const double upper = v[mid];
-  if (n % 2 == 1) return upper;
-  const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
-  return 0.5 * (lower + upper);
-}
 
 /// Median absolute deviation about `med`. Overwrites `v`.
 double mad_of(std::vector<double>& v, double med) {
