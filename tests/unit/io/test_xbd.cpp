@@ -128,12 +128,13 @@ TEST_F(XbdTest, InconsistentLabelsAreInputErrors) {
 }
 
 TEST_F(XbdTest, RealMidwestFloodingTile) {
-  const std::string root = "/work/shared/data/xbd";
+  // The bundled sample (tests run from the repository root).
+  const std::string root = "data/sample/xbd";
   const std::string stem = "midwest-flooding_00000008";
-  const std::string pre = root + "/images/" + stem + "_pre_disaster.png";
-  const std::string post = root + "/images/" + stem + "_post_disaster.png";
-  const std::string labels = root + "/labels/" + stem + "_post_disaster.json";
-  if (!fs::exists(pre) || !fs::exists(post) || !fs::exists(labels)) GTEST_SKIP() << "shared xBD data not present";
+  const std::string pre = root + "/" + stem + "_pre_disaster.png";
+  const std::string post = root + "/" + stem + "_post_disaster.png";
+  const std::string labels = root + "/" + stem + "_post_disaster.json";
+  ASSERT_TRUE(fs::exists(pre) && fs::exists(post) && fs::exists(labels)) << "bundled sample missing under " << root;
   const auto res = xbd_import(pre, post, labels, path("out"), stem);
   std::printf("  %s: %d buildings, fit RMSE %.4f px, pixel %.3g x %.3g deg\n", stem.c_str(), res.buildings,
               res.fit_rmse_px, res.geotransform[1], res.geotransform[5]);
