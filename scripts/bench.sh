@@ -2,17 +2,18 @@
 # Macro benchmark: generates synthetic 4-band uint16 pairs (tiled deflate GeoTIFF, known shift,
 # buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
 # with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
-# Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR]
+# Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
 # Results: bench/results/run.json and bench/results/run.md
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="4096 8192"; runs=3; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+sizes="4096 8192"; runs=3; rescore_only=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
 while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
+    --rescore-only) rescore_only=1; shift ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -25,6 +26,8 @@ if [[ ! -x /usr/bin/time ]]; then
 fi
 mkdir -p "$here/bench/results" "$data"
 json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+if ((rescore_only == 0)); then
 echo "[" > "$json.tmp"
 {
   echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB |"
@@ -60,3 +63,30 @@ done
 echo "]" >> "$json.tmp"
 mv "$json.tmp" "$json"; mv "$md.tmp" "$md"
 cat "$md"
+fi
+
+# Rescore vs run (docs/analyst.md): `aftermath run` then `aftermath rescore` (new thresholds, from
+# the stored scores) on the same pair, medians of --runs. Sizes: AFTERMATH_BENCH_RESCORE_SIZES
+# (default 8192). Results: bench/results/rescore.md
+rsizes=${AFTERMATH_BENCH_RESCORE_SIZES:-8192}
+rmd="$here/bench/results/rescore.md"
+{ echo "| size | runs | median run s | median rescore s | run / rescore |"; echo "|---|---|---|---|---|"; } > "$rmd.tmp"
+for n in $rsizes; do
+  d=$data/$n
+  [[ -s $d/post.tif ]] || { mkdir -p "$d"; "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2; }
+  rw=(); sw=()
+  for ((i = 0; i < runs; i++)); do
+    t0=$(date +%s.%N)
+    "$build/aftermath" --log-level warn run --overwrite --pre "$d/pre.tif" --post "$d/post.tif" \
+      --footprints "$d/buildings.geojson" --out "$d/out.h5" >/dev/null
+    t1=$(date +%s.%N)
+    "$build/aftermath" --log-level warn rescore "$d/out.h5" --set threshold.value=0.6 --set damage.minor=0.2 >/dev/null
+    t2=$(date +%s.%N)
+    rw+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"); sw+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}')")
+    echo "bench: rescore $n px, round $((i + 1)): run ${rw[-1]} s, rescore ${sw[-1]} s" >&2
+  done
+  mrun=$(printf '%s\n' "${rw[@]}" | median); mres=$(printf '%s\n' "${sw[@]}" | median)
+  printf '| %s | %s | %s | %s | %.1f |\n' "$n" "$runs" "$mrun" "$mres" "$(awk -v a="$mrun" -v b="$mres" 'BEGIN {print a / b}')" >> "$rmd.tmp"
+done
+mv "$rmd.tmp" "$rmd"
+cat "$rmd"

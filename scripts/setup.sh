@@ -20,6 +20,7 @@ packages=(
   libgtest-dev libbenchmark-dev       # tests and benchmarks
   python3-xarray python3-h5netcdf     # tests: xarray opens the HDF5 output (e2e_export_xarray)
   jq                                  # tests: reading the batch JSON report
+  chromium                            # tests: the HTML report in headless Chromium (e2e_report_chromium)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,11 @@ Command add_info(CLI::App& app);
 Command add_xbd_import(CLI::App& app);
 Command add_export(CLI::App& app);
 Command add_batch(CLI::App& app);
+Command add_rescore(CLI::App& app);
+Command add_evaluate(CLI::App& app);
+Command add_sweep(CLI::App& app);
+Command add_calibrate(CLI::App& app);
+Command add_report(CLI::App& app);
 
 /// True when log output is JSON (progress lines are suppressed then).
 bool log_json();

@@ -66,7 +66,9 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {add_run(app), add_describe_config(app), add_info(app),
                                          add_batch(app),
                                          add_export(app),
-                                         add_xbd_import(app)};
+                                         add_xbd_import(app),
+                                         add_rescore(app), add_evaluate(app), add_sweep(app),
+                                         add_calibrate(app), add_report(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

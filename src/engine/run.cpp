@@ -27,6 +27,7 @@
 #include "aftermath/radiometry/normalisation.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 #include "aftermath/score/threshold.hpp"
+#include "classify.hpp"
 #include "plan.hpp"
 #include "quicklook.hpp"
 
@@ -52,8 +53,6 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
-constexpr float kScoreFill = -1.0f;  // _FillValue of change_score: invalid pixel
 
 // Per-thread GDAL handles: a dataset handle is never shared across threads.
 struct Readers {
@@ -86,23 +85,12 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
   return pair;
 }
 
-struct TileResult {
-  Tile tile;
-  std::vector<EncodedChunk> chunks;  // per layer
-  std::vector<FeaturePartial> partials;
-  std::int64_t valid = 0, changed = 0;
-  cv::Rect ql_rect;
-  cv::Mat ql_pre, ql_post, ql_score;
+// The run's per-tile extra: quicklook pieces.
+struct QuicklookPieces {
+  cv::Rect rect;
+  cv::Mat pre, post, score;
 };
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string crs_short_name(const std::string& wkt) {
   if (wkt.empty()) return "pixel grid (not georeferenced)";
@@ -110,60 +98,6 @@ std::string crs_short_name(const std::string& wkt) {
   const auto a = wkt.find('"');
   const auto b = a == std::string::npos ? a : wkt.find('"', a + 1);
   return b == std::string::npos ? "unnamed CRS" : wkt.substr(a + 1, b - a - 1);
-}
-
-Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
-                      const Grid& grid) {
-  Table t;
-  t.group = "footprints";
-  t.dimension = "feature";
-  const std::size_t n = features.size();
-  std::vector<std::int64_t> id(n), pixels(n);
-  std::vector<std::string> source(n), wkt(n);
-  std::vector<std::uint8_t> kind(n), status(n), damage(n), truth(n);
-  std::vector<double> area(n), coverage(n), valid(n), mean(n), changed(n), confidence(n);
-  const double metres = linear_units_in_metres(grid.crs_wkt);
-  const double px_area_m2 = metres > 0 ? grid.pixel_area() * metres * metres : 0;
-  bool any_truth = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& f = features[i];
-    const auto& r = results[i];
-    id[i] = f.id;
-    source[i] = f.source_id;
-    wkt[i] = f.wkt;
-    kind[i] = static_cast<std::uint8_t>(f.kind);
-    pixels[i] = r.sums.inside;
-    area[i] = px_area_m2 > 0 ? f.area_px * px_area_m2 : f.area_px;
-    coverage[i] = r.coverage;
-    valid[i] = r.valid_fraction;
-    mean[i] = r.mean_score;
-    changed[i] = r.changed_fraction;
-    status[i] = static_cast<std::uint8_t>(r.status);
-    damage[i] = static_cast<std::uint8_t>(r.damage);
-    confidence[i] = r.confidence;
-    truth[i] = static_cast<std::uint8_t>(f.truth);
-    any_truth = any_truth || f.truth != DamageClass::unclassified;
-  }
-  const std::string class_values = "0 1 2 3 255";
-  const std::string class_meanings = "no_damage minor_damage major_damage destroyed unclassified";
-  t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
-  t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
-  t.columns.push_back({"kind", kind, "feature kind", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("building road other")}}});
-  t.columns.push_back({"area", area, "feature area", px_area_m2 > 0 ? "m2" : "pixel2", {}});
-  t.columns.push_back({"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
-  t.columns.push_back({"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
-  t.columns.push_back({"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
-  t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
-  t.columns.push_back({"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
-  t.columns.push_back({"status", status, "scoring status", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("scored no_data outside")}}});
-  t.columns.push_back({"damage_class", damage, "damage class (xBD scale)", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
-  t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
-  t.columns.push_back({"geometry_wkt", wkt,
-                       "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)", "", {}});
-  if (any_truth) {
-    t.columns.push_back({"truth_class", truth, "damage class given by the source labels", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
-  }
-  return t;
 }
 
 Table tie_point_table(const Registration& reg) {
@@ -239,6 +173,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       summary.warnings.push_back(w);
     }
     spdlog::info("{} features from {}", footprints.features.size(), req.footprints);
+    // Score exactly the geometry that is stored (and that rescore reads back).
+    engine::normalise_to_stored_geometry(footprints.features, grid);
   }
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
   summary.times.plan = seconds_since(t_start);
@@ -345,12 +281,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();
-  const std::vector<LayerSpec> layers = {
-      {"change_score", LayerType::float32, kScoreFill,
-       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {}},
-      {"damage_mask", LayerType::uint8, kMaskInvalid, "damage mask (score >= threshold, opened)", "", {0, 1, 255},
-       "unchanged changed invalid"},
-  };
+  const std::vector<LayerSpec> layers = engine::output_layers(cfg);
   const FootprintIndex index(footprints.features, tiles);
   FootprintAccumulator accumulator(footprints.features.size());
   engine::Quicklook quicklook(grid.width, grid.height);
@@ -362,95 +293,62 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     throw e.with_context("write");
   }
   const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
-  std::atomic<int> next_tile{0};
   const int n_tiles = tiles.count();
   int written = 0;
-
-  auto process = [&](int ti) -> std::shared_ptr<TileResult> {
-    auto res = std::make_shared<TileResult>();
-    res->tile = tiles.tile(ti);
-    const Tile& t = res->tile;
-    try {
-      BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation);
-      cv::Mat score = model.detector->score(pair);
-      cv::Mat mask = damage_mask(score, pair.valid, model.threshold, cfg.threshold.open_radius);
+  const engine::ClassifyContext ctx{&cfg, model.threshold, &layers, &footprints.features, &index};
+  engine::PipelineStages stages;
+  // Parallel: aligned read of the outer window, score (then the shared classify step).
+  stages.compute = [&](engine::TileWork& w) {
+    const Tile& t = w.tile;
+    BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation);
+    w.score = model.detector->score(pair);
+    w.valid = pair.valid;
+    if (want_ql) {
       const cv::Rect core = t.core_in_outer();
-      cv::Mat score_core = score(core).clone(), valid_core = pair.valid(core), mask_core = mask(core);
-      score_core.setTo(kScoreFill, valid_core == 0);
-      res->valid = cv::countNonZero(valid_core);
-      res->changed = cv::countNonZero(mask_core == kMaskChanged);
-      res->chunks.push_back(encode_chunk(layers[0], score_core, cfg.tiling.tile_size, cfg.output.deflate_level));
-      res->chunks.push_back(encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
-      if (!footprints.features.empty()) {
-        res->partials = accumulate_tile(footprints.features, index.in_tile(ti), t, score(core), valid_core, mask_core);
-      }
-      if (want_ql) {
-        res->ql_rect = quicklook.canvas_rect(t.core);
-        std::vector<cv::Mat> pre_core, post_core;
-        for (auto& b : pair.pre) pre_core.push_back(b(core));
-        for (auto& b : pair.post) post_core.push_back(b(core));
-        res->ql_pre = quicklook.render_rgb(pre_core, valid_core, model.pre_stretch, res->ql_rect);
-        res->ql_post = quicklook.render_rgb(post_core, valid_core, model.post_stretch, res->ql_rect);
-        res->ql_score = quicklook.render_score(score(core), valid_core, res->ql_rect);
-      }
-    } catch (const Error& e) {
-      throw e.with_context("score", {}, ti);
-    } catch (const cv::Exception& e) {
-      throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, ti);
+      const cv::Mat valid_core = pair.valid(core);
+      auto q = std::make_shared<QuicklookPieces>();
+      q->rect = quicklook.canvas_rect(t.core);
+      std::vector<cv::Mat> pre_core, post_core;
+      for (auto& b : pair.pre) pre_core.push_back(b(core));
+      for (auto& b : pair.post) post_core.push_back(b(core));
+      q->pre = quicklook.render_rgb(pre_core, valid_core, model.pre_stretch, q->rect);
+      q->post = quicklook.render_rgb(post_core, valid_core, model.post_stretch, q->rect);
+      q->score = quicklook.render_score(w.score(core), valid_core, q->rect);
+      w.extra = std::move(q);
     }
-    return res;
   };
-
+  // Serial, in tile order: one writer.
+  stages.store = [&](engine::TileWork& w) {
+    try {
+      for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+    } catch (const Error& e) {
+      throw e.with_context("write", {}, w.tile.index);
+    }
+    accumulator.add(w.partials);
+    summary.valid_pixels += w.valid_count;
+    summary.changed_pixels += w.changed_count;
+    if (want_ql) {
+      const auto* q = static_cast<const QuicklookPieces*>(w.extra.get());
+      quicklook.paste(0, q->rect, q->pre);
+      quicklook.paste(1, q->rect, q->post);
+      quicklook.paste(2, q->rect, q->score);
+    }
+    ++written;
+    if (progress) progress("score", written, n_tiles);
+  };
   // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
-  {
-    arena.execute([&] {
-      tbb::parallel_pipeline(
-          static_cast<std::size_t>(tokens),
-          tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
-                                      [&](tbb::flow_control& fc) -> int {
-                                        throw_if_cancelled("score");
-                                        const int i = next_tile++;
-                                        if (i >= n_tiles) {
-                                          fc.stop();
-                                          return -1;
-                                        }
-                                        return i;
-                                      }) &
-              tbb::make_filter<int, std::shared_ptr<TileResult>>(tbb::filter_mode::parallel, process) &
-              tbb::make_filter<std::shared_ptr<TileResult>, void>(
-                  tbb::filter_mode::serial_in_order, [&](std::shared_ptr<TileResult> r) {
-                    try {
-                      for (std::size_t l = 0; l < r->chunks.size(); ++l) {
-                        writer->write_chunk(static_cast<int>(l), r->tile, r->chunks[l]);
-                      }
-                    } catch (const Error& e) {
-                      throw e.with_context("write", {}, r->tile.index);
-                    }
-                    accumulator.add(r->partials);
-                    summary.valid_pixels += r->valid;
-                    summary.changed_pixels += r->changed;
-                    if (want_ql) {
-                      quicklook.paste(0, r->ql_rect, r->ql_pre);
-                      quicklook.paste(1, r->ql_rect, r->ql_post);
-                      quicklook.paste(2, r->ql_rect, r->ql_score);
-                    }
-                    ++written;
-                    if (progress) progress("score", written, n_tiles);
-                  }));
-    });
-  }
+  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled);
   summary.times.score = seconds_since(t_score);
 
   throw_if_cancelled("write");
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);
-  for (const auto& r : results) {
-    if (r.status == FeatureStatus::outside) ++summary.outside;
-    else if (r.status == FeatureStatus::no_data) ++summary.no_data;
-    else if (static_cast<int>(r.damage) < 4) ++summary.class_counts[static_cast<std::size_t>(r.damage)];
-  }
-  summary.features = static_cast<std::int64_t>(results.size());
+  const engine::ClassCounts counts = engine::count_classes(results);
+  summary.outside = counts.outside;
+  summary.no_data = counts.no_data;
+  summary.class_counts = counts.classes;
+  summary.features = counts.features;
   if (!footprints.features.empty() && summary.outside == summary.features) {
     const std::string w = fmt::format("0 of {} features intersect the analysis grid", summary.features);
     spdlog::warn("{}", w);
@@ -458,7 +356,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   }
   const Registration& reg = model.registration;
   try {
-    writer->write_table(footprint_table(footprints.features, results, grid));
+    writer->write_table(engine::footprint_table(footprints.features, results, grid));
     writer->write_table(tie_point_table(reg));
     writer->set_attribute("/alignment", "model", reg.model);
     writer->set_attribute("/alignment", "shift_x", reg.shift.x);
@@ -470,7 +368,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/alignment", "convention", std::string("post(p + shift) = pre(p), analysis-grid pixels"));
     writer->set_attribute("/", "Conventions", std::string("CF-1.8"));
     writer->set_attribute("/", "title", std::string("aftermath change and damage layers"));
-    writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", utc_now(), AFTERMATH_VERSION));
+    writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", engine::utc_now(), AFTERMATH_VERSION));
     writer->set_attribute("/", "aftermath_version", std::string(AFTERMATH_VERSION));
     writer->set_attribute("/", "schema_version", static_cast<std::int64_t>(1));
     const std::string config_yaml = to_yaml(cfg);
@@ -481,7 +379,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/", "threshold", model.threshold);
     writer->set_attribute("/", "normalisation_gain", model.normalisation.gain);
     writer->set_attribute("/", "normalisation_offset", model.normalisation.offset);
-    writer->set_attribute("/", "created", utc_now());
+    writer->set_attribute("/", "created", engine::utc_now());
     writer->set_attribute("/", "input_pre", req.pre);
     writer->set_attribute("/", "input_pre_sha256", sha256_file(req.pre));
     writer->set_attribute("/", "input_post", req.post);

@@ -1,0 +1,172 @@
+#include "classify.hpp"
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <tbb/parallel_pipeline.h>
+
+#include "aftermath/core/error.hpp"
+#include "aftermath/io/output_read.hpp"
+#include "aftermath/io/scene.hpp"
+#include "aftermath/score/threshold.hpp"
+
+namespace aftermath::engine {
+
+std::vector<LayerSpec> output_layers(const JobConfig& cfg) {
+  return {
+      {"change_score", LayerType::float32, kScoreFill,
+       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {}},
+      {"damage_mask", LayerType::uint8, kMaskInvalid, "damage mask (score >= threshold, opened)", "", {0, 1, 255},
+       "unchanged changed invalid"},
+  };
+}
+
+void classify_tile(const ClassifyContext& ctx, TileWork& w) {
+  const JobConfig& cfg = *ctx.config;
+  const auto& layers = *ctx.layers;
+  const Tile& t = w.tile;
+  cv::Mat mask = damage_mask(w.score, w.valid, ctx.threshold, cfg.threshold.open_radius);
+  const cv::Rect core = t.core_in_outer();
+  cv::Mat score_core = w.score(core).clone(), valid_core = w.valid(core), mask_core = mask(core);
+  score_core.setTo(kScoreFill, valid_core == 0);
+  w.valid_count = cv::countNonZero(valid_core);
+  w.changed_count = cv::countNonZero(mask_core == kMaskChanged);
+  w.chunks.clear();
+  if (w.score_chunk) {
+    w.chunks.push_back(std::move(*w.score_chunk));
+    w.score_chunk.reset();
+  } else {
+    w.chunks.push_back(encode_chunk(layers[0], score_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+  }
+  w.chunks.push_back(encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+  if (ctx.features && !ctx.features->empty()) {
+    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, score_core, valid_core, mask_core);
+  }
+  w.score.release();
+  w.valid.release();
+}
+
+void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
+                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel) {
+  int next = 0;
+  const int n = tiles.count();
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        static_cast<std::size_t>(std::max(1, tokens)),
+        tbb::make_filter<void, std::shared_ptr<TileWork>>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& fc) -> std::shared_ptr<TileWork> {
+              if (check_cancel) check_cancel("score");
+              if (next >= n) {
+                fc.stop();
+                return nullptr;
+              }
+              auto w = std::make_shared<TileWork>();
+              w->tile = tiles.tile(next++);
+              if (stages.load) stages.load(*w);
+              return w;
+            }) &
+            tbb::make_filter<std::shared_ptr<TileWork>, std::shared_ptr<TileWork>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<TileWork> w) {
+                  try {
+                    if (stages.compute) stages.compute(*w);
+                    classify_tile(ctx, *w);
+                  } catch (const Error& e) {
+                    throw e.with_context("score", {}, w->tile.index);
+                  } catch (const cv::Exception& e) {
+                    throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, w->tile.index);
+                  }
+                  return w;
+                }) &
+            tbb::make_filter<std::shared_ptr<TileWork>, void>(tbb::filter_mode::serial_in_order,
+                                                              [&](std::shared_ptr<TileWork> w) { stages.store(*w); }));
+  });
+}
+
+ClassCounts count_classes(const std::vector<FeatureResult>& results) {
+  ClassCounts c;
+  for (const auto& r : results) {
+    if (r.status == FeatureStatus::outside) ++c.outside;
+    else if (r.status == FeatureStatus::no_data) ++c.no_data;
+    else if (static_cast<int>(r.damage) < 4) ++c.classes[static_cast<std::size_t>(r.damage)];
+  }
+  c.features = static_cast<std::int64_t>(results.size());
+  return c;
+}
+
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid) {
+  for (auto& f : features) {
+    if (f.wkt.empty()) continue;
+    auto rings = rings_from_wkt(f.wkt, grid);
+    if (rings.empty()) continue;
+    f.rings = std::move(rings);
+    finalize_geometry(f);
+  }
+}
+
+Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
+                      const Grid& grid) {
+
+  Table t;
+  t.group = "footprints";
+  t.dimension = "feature";
+  const std::size_t n = features.size();
+  std::vector<std::int64_t> id(n), pixels(n);
+  std::vector<std::string> source(n), wkt(n);
+  std::vector<std::uint8_t> kind(n), status(n), damage(n), truth(n);
+  std::vector<double> area(n), coverage(n), valid(n), mean(n), changed(n), confidence(n);
+  const double metres = linear_units_in_metres(grid.crs_wkt);
+  const double px_area_m2 = metres > 0 ? grid.pixel_area() * metres * metres : 0;
+  bool any_truth = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& f = features[i];
+    const auto& r = results[i];
+    id[i] = f.id;
+    source[i] = f.source_id;
+    wkt[i] = f.wkt;
+    kind[i] = static_cast<std::uint8_t>(f.kind);
+    pixels[i] = r.sums.inside;
+    area[i] = px_area_m2 > 0 ? f.area_px * px_area_m2 : f.area_px;
+    coverage[i] = r.coverage;
+    valid[i] = r.valid_fraction;
+    mean[i] = r.mean_score;
+    changed[i] = r.changed_fraction;
+    status[i] = static_cast<std::uint8_t>(r.status);
+    damage[i] = static_cast<std::uint8_t>(r.damage);
+    confidence[i] = r.confidence;
+    truth[i] = static_cast<std::uint8_t>(f.truth);
+    any_truth = any_truth || f.truth != DamageClass::unclassified;
+  }
+  const std::string class_values = "0 1 2 3 255";
+  const std::string class_meanings = "no_damage minor_damage major_damage destroyed unclassified";
+  t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
+  t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
+  t.columns.push_back({"kind", kind, "feature kind", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("building road other")}}});
+  t.columns.push_back({"area", area, "feature area", px_area_m2 > 0 ? "m2" : "pixel2", {}});
+  t.columns.push_back({"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
+  t.columns.push_back({"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
+  t.columns.push_back({"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
+  t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
+  t.columns.push_back({"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
+  t.columns.push_back({"status", status, "scoring status", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("scored no_data outside")}}});
+  t.columns.push_back({"damage_class", damage, "damage class (xBD scale)", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
+  t.columns.push_back({"geometry_wkt", wkt,
+                       "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)", "", {}});
+  if (any_truth) {
+    t.columns.push_back({"truth_class", truth, "damage class given by the source labels", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  }
+  return t;
+}
+
+}  // namespace aftermath::engine

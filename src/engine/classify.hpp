@@ -1,0 +1,86 @@
+#pragma once
+// The classify step shared by `run` and `rescore` (private to the engine): per tile, scores +
+// validity of the outer window -> damage mask -> core crop -> encoded chunks + per-feature partial
+// sums; the oneTBB tile pipeline both jobs push their tiles through; the footprint table.
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <tbb/task_arena.h>
+
+#include "aftermath/config/config.hpp"
+#include "aftermath/core/footprint.hpp"
+#include "aftermath/core/grid.hpp"
+#include "aftermath/io/hdf5_writer.hpp"
+#include "aftermath/score/footprint_accumulator.hpp"
+
+namespace aftermath::engine {
+
+constexpr float kScoreFill = -1.0f;  // _FillValue of change_score: invalid pixel
+
+/// The two output layers: change_score (float32, fill -1) and damage_mask (uint8).
+std::vector<LayerSpec> output_layers(const JobConfig& config);
+
+/// What the classify step needs, fixed for a job.
+struct ClassifyContext {
+  const JobConfig* config = nullptr;       ///< tiling.tile_size, threshold.open_radius, output.deflate_level
+  double threshold = 0.5;                  ///< score threshold
+  const std::vector<LayerSpec>* layers = nullptr;
+  const std::vector<Footprint>* features = nullptr;
+  const FootprintIndex* index = nullptr;
+};
+
+/// One tile through the pipeline.
+struct TileWork {
+  Tile tile;
+  cv::Mat score;  ///< outer window, CV_32F (invalid pixels: any value)
+  cv::Mat valid;  ///< outer window, CV_8U 255 = valid
+  /// When set, the stored encoding of the change_score core, used as is (byte-identical to what
+  /// encode_chunk gives for the same core and deflate level) instead of re-encoding it.
+  std::optional<EncodedChunk> score_chunk;
+  // Results of classify_tile:
+  std::vector<EncodedChunk> chunks;  ///< per layer
+  std::vector<FeaturePartial> partials;
+  std::int64_t valid_count = 0, changed_count = 0;
+  std::shared_ptr<void> extra;  ///< per-job payload (e.g. the run's quicklook pieces)
+};
+
+/// score + validity (outer window) -> damage mask (opening needs the halo) -> core -> chunks and
+/// per-feature sums. Pure and thread-safe. Frees the outer-window inputs.
+void classify_tile(const ClassifyContext& ctx, TileWork& work);
+
+/// The tile pipeline: serial in-order `load` (tile index -> work; HDF5 reads happen here),
+/// parallel `compute` (fills score/valid if `load` did not) then classify_tile, serial in-order
+/// `store` (writes chunks etc.). `tokens` tiles in flight.
+struct PipelineStages {
+  std::function<void(TileWork&)> load;     ///< serial; may be empty
+  std::function<void(TileWork&)> compute;  ///< parallel, before classify; may be empty
+  std::function<void(TileWork&)> store;    ///< serial, in tile order
+};
+void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
+                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel);
+
+/// Per-feature outcome counts.
+struct ClassCounts {
+  std::int64_t features = 0, outside = 0, no_data = 0;
+  std::array<std::int64_t, 4> classes{};
+};
+ClassCounts count_classes(const std::vector<FeatureResult>& results);
+
+/// The `/footprints` table.
+Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
+                      const Grid& grid);
+
+/// Replaces each feature's rings (and bbox/area) by those of its stored WKT, so that the geometry
+/// scored is exactly the geometry stored in `/footprints/geometry_wkt` (what rescore reads back).
+/// Features without WKT keep their rings.
+void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid);
+
+std::string utc_now();
+
+}  // namespace aftermath::engine

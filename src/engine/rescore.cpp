@@ -1,0 +1,242 @@
+// rescore_job: the stored change_score -> the classify step of run_job (same code, same tile
+// pipeline) with new thresholds -> a new output, committed atomically.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
+
+#include "aftermath/align/registration.hpp"
+#include "aftermath/core/error.hpp"
+#include "aftermath/engine/analyst.hpp"
+#include "aftermath/io/hdf5_reader.hpp"
+#include "aftermath/io/hdf5_writer.hpp"
+#include "aftermath/io/output_read.hpp"
+#include "aftermath/io/scene.hpp"
+#include "aftermath/score/threshold.hpp"
+#include "classify.hpp"
+
+namespace aftermath {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A stored chunk of change_score, decoded at most once by whichever tile needs it first.
+struct LazyChunk {
+  EncodedChunk raw;
+  std::once_flag once;
+  cv::Mat decoded;
+};
+
+struct RescoreTile {
+  std::vector<std::pair<Window, std::shared_ptr<LazyChunk>>> chunks;  // chunk window on the grid
+};
+
+}  // namespace
+
+RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress) {
+  const auto t0 = Clock::now();
+  RescoreSummary summary;
+  init_gdal();
+  const std::string out = req.out.empty() ? req.input : req.out;
+  {
+    std::error_code ec;
+    const bool same = std::filesystem::equivalent(req.input, out, ec);
+    if (!req.out.empty() && !same && std::filesystem::exists(out) && !req.overwrite) {
+      throw Error(ErrorKind::output, out + ": exists (use --overwrite to replace it)");
+    }
+  }
+  Hdf5Reader reader(req.input);
+  const Grid grid = reader.grid();
+  const auto stored_yaml = reader.string_attribute("/", "config");
+  if (!stored_yaml) throw Error(ErrorKind::input, req.input + ": no config attribute (not an aftermath output?)");
+  if (!reader.has("/change_score")) throw Error(ErrorKind::input, req.input + ": no /change_score layer");
+  const JobConfig stored = parse_config(*stored_yaml, req.input + " (stored config)");
+  JobConfig wanted = req.config ? *req.config : stored;
+  apply_overrides(wanted, req.overrides);
+
+  // What rescore can change: threshold.*, damage.*, output.*, tiles in flight. The rest made the
+  // scores, which are stored.
+  JobConfig cfg = stored;
+  cfg.threshold = wanted.threshold;
+  cfg.damage = wanted.damage;
+  cfg.output = wanted.output;
+  cfg.tiling.tiles_in_flight = wanted.tiling.tiles_in_flight;
+  cfg.tiling.halo = std::max(stored.tiling.halo, stored.detect.cva_radius + 2 * cfg.threshold.open_radius);
+  {
+    std::vector<std::string> ignored;
+    if (!(wanted.grid == stored.grid)) ignored.push_back("grid");
+    if (!(wanted.input == stored.input)) ignored.push_back("input");
+    if (!(wanted.align == stored.align)) ignored.push_back("align");
+    if (!(wanted.detect == stored.detect)) ignored.push_back("detect");
+    if (wanted.tiling.tile_size != stored.tiling.tile_size || wanted.tiling.halo != stored.tiling.halo) ignored.push_back("tiling");
+    if (!ignored.empty()) {
+      std::string list;
+      for (const auto& s : ignored) list += (list.empty() ? "" : ", ") + s;
+      const std::string w = "rescore keeps the stored scores: the config's " + list +
+                            " section(s) differ from the run's and are ignored (run again to apply them)";
+      spdlog::warn("{}", w);
+      summary.warnings.push_back(w);
+    }
+  }
+  validate(cfg);
+
+  // The score threshold: unchanged threshold section -> the run's resolved threshold.
+  const auto stored_threshold = reader.number_attribute("/", "threshold");
+  double threshold = 0.5;
+  if (cfg.threshold.method == stored.threshold.method && cfg.threshold.value == stored.threshold.value &&
+      stored_threshold) {
+    threshold = *stored_threshold;
+    summary.threshold_reused = true;
+  } else if (cfg.threshold.method == "fixed") {
+    threshold = cfg.threshold.value;
+  } else {
+    // Otsu over the stored scores of the run's sample windows (the 128 px centres of the
+    // tie-point windows).
+    ScoreHistogram hist;
+    for (const Window& w : tie_point_windows(grid.width, grid.height, stored.align)) {
+      const int sw = std::min(w.width, 128), sh = std::min(w.height, 128);
+      const Window centre = Window{w.x + (w.width - sw) / 2, w.y + (w.height - sh) / 2, sw, sh}.intersect(
+          Window{0, 0, grid.width, grid.height});
+      if (centre.empty()) continue;
+      const cv::Mat s = reader.layer("change_score", centre);
+      hist.add(s, s != engine::kScoreFill);
+    }
+    threshold = resolve_threshold(cfg.threshold, hist);
+  }
+
+  // Footprints from the stored geometry.
+  std::vector<Footprint> features = read_output_footprints(reader, grid);
+  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
+  const FootprintIndex index(features, tiles);
+  FootprintAccumulator accumulator(features.size());
+  const std::vector<LayerSpec> layers = engine::output_layers(cfg);
+  Hdf5ChunkReader chunks(req.input, "change_score");
+  if (chunks.chunk_size() != cfg.tiling.tile_size) {
+    throw Error(ErrorKind::input, req.input + ": change_score chunks are not the stored tile size");
+  }
+  const bool reuse_score_chunks =
+      chunks.filtered() == (cfg.output.deflate_level > 0) && chunks.deflate_level() == cfg.output.deflate_level;
+
+  const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
+  tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+  tbb::task_arena arena(threads);
+  Hdf5Writer writer(out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+
+  // Serial load: the raw chunks under the tile's outer window (read once, kept while a tile row
+  // above or below may still need them).
+  std::map<int, std::shared_ptr<LazyChunk>> cache;  // by tile index
+  const int ts = cfg.tiling.tile_size;
+  const engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
+  engine::PipelineStages stages;
+  stages.load = [&](engine::TileWork& w) {
+    const Tile& t = w.tile;
+    auto rt = std::make_shared<RescoreTile>();
+    const int c0 = t.outer.x / ts, c1 = (t.outer.x + t.outer.width - 1) / ts;
+    const int r0 = t.outer.y / ts, r1 = (t.outer.y + t.outer.height - 1) / ts;
+    for (int r = r0; r <= r1; ++r) {
+      for (int c = c0; c <= c1; ++c) {
+        const int idx = r * tiles.cols() + c;
+        auto& slot = cache[idx];
+        if (!slot) {
+          slot = std::make_shared<LazyChunk>();
+          slot->raw = chunks.read(c * ts, r * ts);
+        }
+        rt->chunks.emplace_back(tiles.tile(idx).core, slot);
+        if (idx == t.index && reuse_score_chunks) w.score_chunk = slot->raw;
+      }
+    }
+    // Chunks of rows above r0 are not needed by later tiles.
+    while (!cache.empty() && cache.begin()->first / tiles.cols() < r0) cache.erase(cache.begin());
+    w.extra = std::move(rt);
+  };
+  // Parallel: the outer window's scores from the decoded chunks; valid = not the fill value.
+  stages.compute = [&](engine::TileWork& w) {
+    const Tile& t = w.tile;
+    const auto* rt = static_cast<const RescoreTile*>(w.extra.get());
+    w.score.create(t.outer.height, t.outer.width, CV_32F);
+    for (const auto& [cw, lc] : rt->chunks) {
+      std::call_once(lc->once, [&] { lc->decoded = decode_chunk(layers[0], lc->raw, ts, chunks.filtered()); });
+      const Window part = cw.intersect(t.outer);
+      lc->decoded(cv::Rect(part.x - cw.x, part.y - cw.y, part.width, part.height))
+          .copyTo(w.score(cv::Rect(part.x - t.outer.x, part.y - t.outer.y, part.width, part.height)));
+    }
+    cv::compare(w.score, engine::kScoreFill, w.valid, cv::CMP_NE);
+    w.extra.reset();
+  };
+  int written = 0;
+  stages.store = [&](engine::TileWork& w) {
+    try {
+      for (std::size_t l = 0; l < w.chunks.size(); ++l) writer.write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+    } catch (const Error& e) {
+      throw e.with_context("write", {}, w.tile.index);
+    }
+    accumulator.add(w.partials);
+    summary.valid_pixels += w.valid_count;
+    summary.changed_pixels += w.changed_count;
+    ++written;
+    if (progress) progress("rescore", written, tiles.count());
+  };
+  const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
+  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, [](const char* stage) {
+    if (cancel_requested()) throw Error(ErrorKind::internal, "interrupted: the job was cancelled (signal)", stage);
+  });
+  cache.clear();
+
+  // Classes, tables, attributes (the run's, with the new config), commit.
+  const auto results = accumulator.finalize(features, cfg.damage);
+  const engine::ClassCounts counts = engine::count_classes(results);
+  try {
+    if (reader.has("/footprints")) writer.write_table(engine::footprint_table(features, results, grid));
+    if (reader.has("/alignment/tie_points")) {
+      // Columns in the run's order (the dimension scale lists its datasets in attach order).
+      Table tp = read_table(req.input, "alignment/tie_points", "tie_point");
+      static const std::vector<std::string> order = {"x", "y", "window_size", "shift_x", "shift_y",
+                                                     "peak", "residual", "kept", "reason"};
+      const auto rank = [&](const Column& c) {
+        return std::find(order.begin(), order.end(), c.name) - order.begin();
+      };
+      std::stable_sort(tp.columns.begin(), tp.columns.end(),
+                       [&](const Column& a, const Column& b) { return rank(a) < rank(b); });
+      writer.write_table(tp);
+    }
+    if (reader.has("/alignment")) {
+      for (const auto& [k, v] : read_attributes(req.input, "/alignment")) writer.set_attribute("/alignment", k, v);
+    }
+    auto root = read_attributes(req.input, "/");
+    const std::string yaml = to_yaml(cfg);
+    root["config"] = yaml;
+    root["config_sha256"] = sha256_text(yaml);
+    if (!req.config_path.empty()) root["config_path"] = req.config_path;
+    root["threshold"] = threshold;
+    const auto* hist = std::get_if<std::string>(&root["history"]);
+    root["history"] = (hist && !hist->empty() ? *hist + "\n" : std::string()) +
+                      fmt::format("{} aftermath {} rescore", engine::utc_now(), AFTERMATH_VERSION);
+    root["created"] = engine::utc_now();
+    for (const auto& [k, v] : root) writer.set_attribute("/", k, v);
+    if (reader.has("/evaluation")) {
+      const std::string w = "the stored /evaluation is dropped (it described the old classes)";
+      spdlog::info("{}", w);
+    }
+    writer.commit();
+  } catch (const Error& e) {
+    throw e.with_context("write");
+  }
+  summary.output = out;
+  summary.threshold = threshold;
+  summary.features = counts.features;
+  summary.outside = counts.outside;
+  summary.no_data = counts.no_data;
+  summary.class_counts = counts.classes;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return summary;
+}
+
+}  // namespace aftermath
