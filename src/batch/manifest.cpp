@@ -171,6 +171,7 @@ Manifest parse_manifest(const std::string& raw_text, const std::string& base_dir
   }
   YAML::Node root;
   try {
+    reject_yaml_hazards(text, source);
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     at.fail(e.mark, "YAML syntax error: " + e.msg);

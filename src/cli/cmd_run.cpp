@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -81,7 +82,27 @@ Command add_run(CLI::App& app) {
                              100.0 * static_cast<double>(done) / static_cast<double>(total), done == total ? "\n" : "");
               };
             }
-            const RunSummary summary = run_job(o->req, progress);
+            // A missing output directory is created (documented), but not left behind half-made
+            // when the run fails: remove the directories this run created, deepest first, if empty.
+            std::vector<std::filesystem::path> created;
+            {
+              std::error_code ec;
+              auto d = std::filesystem::absolute(o->req.out, ec).parent_path();
+              while (!ec && !d.empty() && !std::filesystem::exists(d, ec) && d != d.parent_path()) {
+                created.push_back(d);
+                d = d.parent_path();
+              }
+            }
+            RunSummary summary;
+            try {
+              summary = run_job(o->req, progress);
+            } catch (...) {
+              std::error_code ec;
+              for (const auto& d : created) {
+                if (std::filesystem::is_empty(d, ec)) std::filesystem::remove(d, ec);
+              }
+              throw;
+            }
             print_summary(summary);
             if (!o->req.quicklook.empty()) std::cout << fmt::format("quicklook   {}\n", o->req.quicklook);
             if (!o->export_dir.empty()) print_export(export_outputs(summary.output, o->export_dir));

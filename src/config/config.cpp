@@ -970,11 +970,73 @@ std::string trim(std::string_view text) {
 // Public API
 // -----------------------------------------------------------------------------------------------
 
+void reject_yaml_hazards(const std::string& text, const std::string& source) {
+  int depth = 0;            // [ { nesting
+  char quote = 0;           // open ' or " (may span lines)
+  int block_indent = -1;    // >= 0: inside a block scalar whose parent line had this indentation
+  std::size_t line_no = 0, pos = 0;
+  while (pos <= text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    ++line_no;
+    pos = end + 1;
+    const std::size_t first = line.find_first_not_of(" \t\r");
+    const int indent = first == std::string::npos ? -1 : static_cast<int>(first);
+    if (block_indent >= 0) {
+      if (indent < 0 || indent > block_indent) continue;  // block scalar content
+      block_indent = -1;
+    }
+    bool token_start = true;  // at the start of a token (line start, after blank or a closing quote)
+    char last = 0;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quote) {
+        if (c == quote) {
+          if (quote == '\'' && i + 1 < line.size() && line[i + 1] == '\'') { ++i; continue; }
+          quote = 0;
+          token_start = true;
+        } else if (c == '\\' && quote == '"') {
+          ++i;
+        }
+        continue;
+      }
+      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
+      if ((c == '\'' || c == '"') && token_start) { quote = c; continue; }
+      if (c == '[' || c == '{') { if (token_start || depth > 0) ++depth; token_start = true; continue; }
+      if ((c == ']' || c == '}') && depth > 0) { --depth; token_start = true; continue; }
+      if (c == ',' && depth == 0 && token_start) {
+        throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
+                                          ": YAML syntax error: ',' outside a flow collection");
+      }
+      if (c == ' ' || c == '\t') { token_start = true; continue; }
+      // an anchor or tag is a prefix of the token that follows it
+      if ((c == '&' || c == '!') && token_start) {
+        while (i + 1 < line.size() && line[i + 1] != ' ' && line[i + 1] != '\t' && line[i + 1] != ',') ++i;
+        continue;
+      }
+      token_start = depth > 0 && (c == ',' || c == ':');
+      last = c;
+    }
+    // A block scalar indicator (| or > with optional modifiers) ends the line: skip its content.
+    const std::size_t hash = line.find(" #");
+    std::string head = line.substr(0, hash == std::string::npos ? line.size() : hash);
+    while (!head.empty() && (head.back() == ' ' || head.back() == '\t' || head.back() == '\r')) head.pop_back();
+    const std::size_t bar = head.find_last_of("|>");
+    if (!quote && depth == 0 && bar != std::string::npos && bar > 0 && head[bar - 1] == ' ' &&
+        head.find_first_not_of("+-0123456789", bar + 1) == std::string::npos) {
+      block_indent = std::max(indent, 0);
+    }
+    (void)last;
+  }
+}
+
 JobConfig parse_config(const std::string& yaml_text, const std::string& source) {
   std::string text = strip_bom(yaml_text);
   if (text.find('\0') != std::string::npos) {
     fail(source, "contains a NUL byte; a config is YAML text");
   }
+  reject_yaml_hazards(text, source);
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(text);
@@ -1056,6 +1118,7 @@ void apply_overrides(JobConfig& config, const std::vector<std::string>& override
     }
     YAML::Node node;
     try {
+      reject_yaml_hazards(item.substr(equals + 1), source + ": " + std::string(spec->key));
       node = YAML::Load(item.substr(equals + 1));
     } catch (const YAML::Exception& e) {
       fail(source,

@@ -71,10 +71,17 @@ Plan make_plan(const RunRequest& request) {
   plan.post = open_scene(request.post, cfg.input);
   plan.pre_read = {bands_or_all(cfg.input.pre_bands), cfg.input.pre_nodata, cfg.input.resampling};
   plan.post_read = {bands_or_all(cfg.input.post_bands), cfg.input.post_nodata, cfg.input.resampling};
-  if (cfg.input.pre_bands.empty() && plan.pre.band_count != plan.post.band_count) {
+  // Alpha bands are masks, not spectral bands: RGB against RGBA pairs R, G, B.
+  if (cfg.input.pre_bands.empty() && plan.pre.data_band_count != plan.post.data_band_count) {
     throw_input(fmt::format("pre {} has {} bands and post {} has {}: pair them with input.pre_bands "
                             "and input.post_bands in the config",
-                            request.pre, plan.pre.band_count, request.post, plan.post.band_count));
+                            request.pre, plan.pre.data_band_count, request.post, plan.post.data_band_count));
+  }
+  if (!cfg.input.pre_nodata) {
+    if (auto w = zero_border_warning(plan.pre)) plan.warnings.push_back(*w);
+  }
+  if (!cfg.input.post_nodata) {
+    if (auto w = zero_border_warning(plan.post)) plan.warnings.push_back(*w);
   }
   for (int b : cfg.input.pre_bands) {
     if (b > plan.pre.band_count) {

@@ -347,9 +347,19 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   FootprintSet set;
   ErrorCapture cap;
   layer->ResetReading();
+  std::int64_t n_read = 0, n_points_lines = 0;  // a file of points or lines only is an error
+  std::string point_line_type;
   while (true) {
     OGRFeatureUniquePtr f(layer->GetNextFeature());
     if (!f) break;
+    ++n_read;
+    if (const OGRGeometry* g = f->GetGeometryRef(); g && !g->IsEmpty()) {
+      const auto t = wkbFlatten(g->getGeometryType());
+      if (t == wkbPoint || t == wkbMultiPoint || t == wkbLineString || t == wkbMultiLineString) {
+        ++n_points_lines;
+        if (point_line_type.empty()) point_line_type = OGRGeometryTypeToName(t);
+      }
+    }
     std::string sid;
     if (id_idx >= 0 && f->IsFieldSetAndNotNull(id_idx)) sid = f->GetFieldAsString(id_idx);
     if (sid.empty()) sid = std::to_string(f->GetFID());
@@ -375,6 +385,10 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
     set.features.push_back(std::move(fp));
   }
   cap.check(ErrorKind::input, path + ": error while reading features");
+  if (set.features.empty() && n_read > 0 && n_points_lines == n_read) {
+    throw Error(ErrorKind::input, path + ": expected Polygon/MultiPolygon footprints, got " + point_line_type +
+                                      " (all " + std::to_string(n_read) + " features are points or lines)");
+  }
   return set;
 }
 

@@ -70,8 +70,14 @@ inline std::string last_error() {
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &acc);
   H5Eclear2(H5E_DEFAULT);
-  if (acc.inner.empty() || acc.inner == acc.outer) return acc.outer;
-  return acc.outer.empty() ? acc.inner : acc.outer + ": " + acc.inner;
+  std::string out = (acc.inner.empty() || acc.inner == acc.outer) ? acc.outer
+                    : acc.outer.empty()                            ? acc.inner
+                                                                   : acc.outer + ": " + acc.inner;
+  // HDF5's write errors carry a ctime() with a newline: keep the error on one line.
+  for (auto& c : out) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
 }
 
 /// Turns off HDF5's automatic error printing on the calling thread.

@@ -42,6 +42,15 @@
 
 namespace aftermath {
 
+namespace {
+// When H5Fclose fails (e.g. ENOSPC while flushing an aborted temporary file), HDF5 1.10 keeps a
+// half-closed file that its atexit handler (H5_term_library) then dereferences: a SIGSEGV after
+// the clean error exit (found by the full-disk procedure, tests/hostile/procedures.sh). Every file
+// is closed explicitly (or deliberately abandoned and unlinked), so the atexit handler is not
+// needed: disable it before the first HDF5 call (static initialisation, before main).
+[[maybe_unused]] const herr_t kNoHdf5Atexit = H5dont_atexit();
+}  // namespace
+
 static_assert(std::endian::native == std::endian::little,
               "encode_chunk writes native bytes into little-endian datasets");
 

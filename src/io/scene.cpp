@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <cpl_conv.h>
+#include <cpl_minixml.h>
 #include <cpl_string.h>
 #include <gdal.h>
 #include <gdal_alg.h>
@@ -102,6 +103,80 @@ GDALResampleAlg resample_alg(const std::string& name) {
   throw Error(ErrorKind::usage, "unknown resampling '" + name + "' (nearest | bilinear | cubic)");
 }
 
+/// Identifies `path` among the allowed drivers; throws naming `who` (the file the user gave).
+std::string allowed_driver_of(const std::string& who, const std::string& path, const InputConfig& config) {
+  const auto allowed = c_list(config.allowed_drivers);
+  ErrorCapture cap;
+  GDALDriverH any = GDALIdentifyDriverEx(path.c_str(), GDAL_OF_RASTER, nullptr, nullptr);
+  if (!any) {
+    throw Error(ErrorKind::input, with_reason(who + ": not a recognised raster format", cap.message()));
+  }
+  GDALDriverH ok = GDALIdentifyDriverEx(path.c_str(), GDAL_OF_RASTER, allowed.data(), nullptr);
+  if (!ok) {
+    throw Error(ErrorKind::input, who + ": raster driver " + GDALGetDriverShortName(any) +
+                                      " is not allowed (input.allowed_drivers: " +
+                                      join(config.allowed_drivers, ", ") + ")");
+  }
+  return GDALGetDriverShortName(ok);
+}
+
+/// A VRT may name any file GDAL reads, so its sources obey the same rules as the scene itself
+/// (they exist, are rasters of an allowed driver), recursively, without cycles. Raw raster bands
+/// (which read any file's bytes as pixels) and Python pixel functions are refused.
+void check_vrt_sources(const std::string& top, const std::string& vrt_path, const InputConfig& config,
+                       std::vector<std::string>& chain) {
+  if (chain.size() > 8) throw Error(ErrorKind::input, top + ": VRT sources nested more than 8 deep");
+  std::unique_ptr<CPLXMLNode, decltype(&CPLDestroyXMLNode)> root(nullptr, &CPLDestroyXMLNode);
+  {
+    ErrorCapture cap;
+    root.reset(CPLParseXMLFile(vrt_path.c_str()));
+    if (!root) throw Error(ErrorKind::input, with_reason(top + ": VRT " + vrt_path + " is not valid XML", cap.message()));
+  }
+  const fs::path dir = fs::path(vrt_path).parent_path();
+  const auto walk = [&](const auto& self, const CPLXMLNode* node) -> void {
+    for (; node; node = node->psNext) {
+      if (node->eType != CXT_Element) continue;
+      const std::string name = node->pszValue;
+      if (EQUAL(name.c_str(), "VRTRasterBand") &&
+          EQUAL(CPLGetXMLValue(node, "subClass", ""), "VRTRawRasterBand")) {
+        throw Error(ErrorKind::input, top + ": VRT raw raster bands are not allowed (they read any file as pixels)");
+      }
+      if (EQUAL(name.c_str(), "PixelFunctionLanguage") && !EQUAL(CPLGetXMLValue(node, nullptr, ""), "")) {
+        throw Error(ErrorKind::input, top + ": VRT pixel functions in another language are not allowed");
+      }
+      if (EQUAL(name.c_str(), "SourceFilename") || EQUAL(name.c_str(), "SourceDataset")) {
+        std::string src = CPLGetXMLValue(node, nullptr, "");
+        const bool relative = EQUAL(CPLGetXMLValue(node, "relativeToVRT", "0"), "1") ||
+                              EQUAL(CPLGetXMLValue(node, "relativetoVRT", "0"), "1");
+        if (src.rfind("/vsi", 0) == 0 && src.rfind("/vsimem/", 0) != 0) {
+          throw Error(ErrorKind::input, top + ": VRT source " + src + " is a virtual file system path (not allowed)");
+        }
+        if (!is_gdal_special_name(src)) {
+          if (relative && !fs::path(src).is_absolute()) src = (dir / src).string();
+          std::error_code ec;
+          if (src.rfind("/vsimem/", 0) != 0 && !fs::exists(src, ec)) {
+            throw Error(ErrorKind::input, top + ": VRT source " + src + " does not exist");
+          }
+          const std::string canon = src.rfind("/vsimem/", 0) == 0 ? src : fs::weakly_canonical(src, ec).string();
+          if (std::find(chain.begin(), chain.end(), canon) != chain.end()) {
+            throw Error(ErrorKind::input, top + ": VRT references itself (source " + src + ")");
+          }
+          const std::string drv = allowed_driver_of(top + ": VRT source " + src, src, config);
+          if (drv == "VRT") {
+            chain.push_back(canon);
+            check_vrt_sources(top, src, config, chain);
+            chain.pop_back();
+          }
+        } else {
+          allowed_driver_of(top + ": VRT source " + src, src, config);
+        }
+      }
+      self(self, node->psChild);
+    }
+  };
+  walk(walk, root.get());
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
@@ -118,6 +193,11 @@ void init_gdal() {
     // 5% of RAM, which a large scene fills). Tile rows overlap by the halo, so a cache of a few
     // block rows of both scenes is all the reads need. The user's GDAL_CACHEMAX wins.
     if (CPLGetConfigOption("GDAL_CACHEMAX", nullptr) == nullptr) GDALSetCacheMax64(256LL << 20);
+    // VRT raw raster bands read any file's bytes as pixels: off (defence in depth; open_scene
+    // also refuses them and checks every VRT source against input.allowed_drivers).
+    if (CPLGetConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", nullptr) == nullptr) {
+      CPLSetConfigOption("GDAL_VRT_ENABLE_RAWRASTERBAND", "NO");
+    }
     // Decompression threads are not enabled (GDAL_NUM_THREADS is left to the user): the engine
     // reads tiles in parallel with one reader per thread, and errors raised in GDAL's own worker
     // threads would escape the per-thread capture.
@@ -186,21 +266,12 @@ SceneInfo open_scene(const std::string& path, const InputConfig& config) {
     }
   }
 
-  // 2. Driver identification, then the allow-list.
+  // 2. Driver identification, then the allow-list (for a VRT, also every source it names).
   const auto allowed = c_list(config.allowed_drivers);
-  {
-    ErrorCapture cap;
-    GDALDriverH any = GDALIdentifyDriverEx(path.c_str(), GDAL_OF_RASTER, nullptr, nullptr);
-    if (!any) {
-      throw Error(ErrorKind::input,
-                  with_reason(path + ": not a recognised raster format", cap.message()));
-    }
-    GDALDriverH ok = GDALIdentifyDriverEx(path.c_str(), GDAL_OF_RASTER, allowed.data(), nullptr);
-    if (!ok) {
-      throw Error(ErrorKind::input, path + ": raster driver " + GDALGetDriverShortName(any) +
-                                        " is not allowed (input.allowed_drivers: " +
-                                        join(config.allowed_drivers, ", ") + ")");
-    }
+  if (allowed_driver_of(path, path, config) == "VRT") {
+    std::error_code ec2;
+    std::vector<std::string> chain{fs::weakly_canonical(path, ec2).string()};
+    check_vrt_sources(path, path, config, chain);
   }
 
   // 3. Open with the allow-list.
@@ -290,13 +361,46 @@ SceneInfo open_scene(const std::string& path, const InputConfig& config) {
   const double nd = GDALGetRasterNoDataValue(b1, &has_nd);
   if (has_nd) info.nodata = nd;
   bool alpha = false;
+  info.data_band_count = info.band_count;
   for (int i = 1; i <= info.band_count; ++i) {
-    if (GDALGetRasterColorInterpretation(GDALGetRasterBand(h, i)) == GCI_AlphaBand) alpha = true;
+    if (GDALGetRasterColorInterpretation(GDALGetRasterBand(h, i)) == GCI_AlphaBand) {
+      alpha = true;
+      --info.data_band_count;
+    }
   }
   const int flags = GDALGetMaskFlags(b1);
   // A nodata value alone is reported through `nodata`, not as a mask.
   info.has_mask = alpha || (flags != GMF_ALL_VALID && !(flags & GMF_NODATA));
   return info;
+}
+
+// ------------------------------------------------------------------------------------------------
+// zero_border_warning
+// ------------------------------------------------------------------------------------------------
+
+std::optional<std::string> zero_border_warning(const SceneInfo& scene) {
+  if (scene.nodata || scene.has_mask) return std::nullopt;
+  init_gdal();
+  ErrorCapture cap;
+  DatasetPtr ds(GDALOpenEx(scene.path.c_str(), GDAL_OF_RASTER | GDAL_OF_READONLY, nullptr, nullptr, nullptr));
+  if (!ds) return std::nullopt;  // open_scene succeeded; a later read reports any problem
+  GDALDatasetH h = io_detail::get(ds);
+  const int w = GDALGetRasterXSize(h), ht = GDALGetRasterYSize(h);
+  const int samples = std::min(w, 4096);  // decimated: the first and last rows, all bands
+  std::vector<float> row(static_cast<std::size_t>(samples));
+  for (int b = 1; b <= GDALGetRasterCount(h); ++b) {
+    GDALRasterBandH band = GDALGetRasterBand(h, b);
+    if (GDALGetRasterColorInterpretation(band) == GCI_AlphaBand) continue;
+    for (int y : {0, ht - 1}) {
+      if (GDALRasterIO(band, GF_Read, 0, y, w, 1, row.data(), samples, 1, GDT_Float32, 0, 0) != CE_None) {
+        return std::nullopt;
+      }
+      if (std::any_of(row.begin(), row.end(), [](float v) { return v != 0.f; })) return std::nullopt;
+    }
+  }
+  return scene.path + ": no nodata value is set, but its first and last rows are 0-valued in every "
+                      "band (a collar?); 0 is analysed as image data unless input.pre_nodata / "
+                      "input.post_nodata is set to 0";
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -103,6 +103,13 @@ struct JobConfig {
   bool operator==(const JobConfig&) const = default;
 };
 
+/// Throws Error(usage) naming `source`, line and column for YAML that yaml-cpp 0.7 cannot parse
+/// without hanging: a ',' flow entry outside any flow collection at the start of a token (e.g. a
+/// document ",&x" or "'a', b"; found by fuzz_config). Never rejects a valid config or manifest
+/// (such a ',' is invalid YAML, except on a continuation line of a multi-line plain scalar).
+/// Called before every yaml-cpp parse (config files, --set values, manifests).
+void reject_yaml_hazards(const std::string& text, const std::string& source);
+
 /// Reads and validates a config file. Throws Error(usage) naming `path` and the problem.
 JobConfig load_config(const std::string& path);
 /// Parses and validates YAML text; `source` names it in messages.

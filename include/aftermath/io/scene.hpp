@@ -23,6 +23,7 @@ struct SceneInfo {
   Grid grid;                    ///< the file's own grid
   bool georeferenced = false;   ///< has both a CRS and a geotransform
   int band_count = 0;
+  int data_band_count = 0;      ///< bands that are not alpha bands (what is analysed by default)
   std::string data_type;        ///< GDAL name of band 1's type, e.g. "Byte", "UInt16", "Float32"
   std::optional<double> nodata; ///< band 1's nodata value, if declared
   bool has_mask = false;        ///< an alpha band or an explicit mask band exists
@@ -34,6 +35,10 @@ struct SceneInfo {
 /// format, a driver not in `config.allowed_drivers`, no bands (listing subdatasets), size over
 /// `config.max_pixels` (64-bit checked), a geotransform without a CRS (or the reverse).
 SceneInfo open_scene(const std::string& path, const InputConfig& config);
+
+/// A warning when `scene` declares no nodata value and no mask, yet its first and last rows are
+/// 0 in every band (a black collar, common after orthorectification); nullopt otherwise.
+std::optional<std::string> zero_border_warning(const SceneInfo& scene);
 
 /// The bounds of a scene in `crs_wkt` (edges densified), as an axis-aligned map rectangle
 /// (x = easting/longitude, y = northing/latitude; traditional GIS axis order).

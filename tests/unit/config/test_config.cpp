@@ -670,3 +670,23 @@ TEST(ConfigDescribe, OneLinePerKeyWithTypeRangeDefaultMeaning) {
 
 }  // namespace
 }  // namespace aftermath
+
+namespace aftermath {
+// Regression (fuzz_config timeout, artifact ",&\n"): yaml-cpp 0.7 loops forever on a ',' flow
+// entry outside any flow collection; such text is refused before yaml-cpp sees it.
+TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
+  for (const char* text : {",&\n", ",\n", "# c\n,x\n", "'x', y\n", "{a: 1}, b\n", "&x ,\n", "---\n,\n"}) {
+    try {
+      parse_config(text, "f.yaml");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("f.yaml:"), std::string::npos) << e.what();
+    }
+  }
+  JobConfig c;
+  EXPECT_THROW(apply_overrides(c, {"threshold.value=,"}), Error);
+  // Commas that are valid YAML stay accepted.
+  EXPECT_NO_THROW(parse_config(std::string(kHeader) + "input:\n  allowed_drivers: [GTiff, VRT]\ngrid: {crs: 'EPSG:4326'}\n"));
+  EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: |\n    , not a flow entry\n"));
+}
+}  // namespace aftermath
