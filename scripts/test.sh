@@ -50,7 +50,9 @@ else
   # thread-count determinism test (the binary under TSan).
   [[ -n $regex || -n $label ]] || ctest_args+=(-R '^(EngineRun|Acceptance)|e2e_threads_identical')
 fi
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAFTERMATH_WERROR=ON -DAFTERMATH_BUILD_BENCH=OFF \
+# Not -Werror here: GCC 12 raises false maybe-uninitialized warnings inside libstdc++ under the
+# sanitizers' instrumentation; the normal build keeps warnings as errors.
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAFTERMATH_WERROR=OFF -DAFTERMATH_BUILD_BENCH=OFF \
   -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
 targets=()
 if [[ $label == hostile ]]; then targets=(--target aftermath aftermath-synth test_hostile); fi

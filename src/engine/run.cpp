@@ -1,6 +1,7 @@
 // run_job: plan -> estimate -> score -> classify -> write, with one oneTBB parallel_pipeline.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -69,13 +70,29 @@ struct JobModel {
   engine::Stretch pre_stretch, post_stretch;
 };
 
-// Reads one window of both scenes, the post aligned onto the pre grid and normalised.
+// NaN/Inf pixels of each scene in a region (R18: they are masked, and the user is told how many).
+struct NonFiniteCounts {
+  std::int64_t pre = 0, post = 0;
+};
+
+// Reads one window of both scenes, the post aligned onto the pre grid and normalised. With
+// `count`, the non-finite pixels of both scenes inside `count_region` (a grid window) are added.
 BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
-                   const LinearNormalisation* norm) {
+                   const LinearNormalisation* norm, NonFiniteCounts* count = nullptr,
+                   const Window& count_region = {}) {
   SceneWindow pre = r.pre.read(w);
   const int margin = registration_margin(reg);
   const Window src = w.grown(margin);
   SceneWindow post = r.post.read(src);
+  if (count) {
+    auto in = [&](const cv::Mat& m, const Window& read) -> std::int64_t {
+      if (m.empty()) return 0;
+      return cv::countNonZero(m(cv::Rect(count_region.x - read.x, count_region.y - read.y,
+                                         count_region.width, count_region.height)));
+    };
+    count->pre += in(pre.non_finite, w);
+    count->post += in(post.non_finite, src);
+  }
   BandPair pair;
   cv::Mat post_valid;
   apply_registration(reg, post.bands, post.valid, src, w, pair.post, post_valid);
@@ -85,10 +102,11 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
   return pair;
 }
 
-// The run's per-tile extra: quicklook pieces.
-struct QuicklookPieces {
+// The run's per-tile extra: quicklook pieces and non-finite counts of the tile's core.
+struct RunTileExtra {
   cv::Rect rect;
   cv::Mat pre, post, score;
+  NonFiniteCounts non_finite;
 };
 
 
@@ -206,6 +224,19 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
         });
       });
       model.registration = fit_translation(std::move(ties), cfg.align);
+      // Misregistration larger than the configured search is a failure, not "no texture": most
+      // windows saw a clear peak beyond max_shift_px, so aligning (or not) would both be wrong.
+      const auto& fitted = model.registration;
+      const auto beyond = std::count_if(fitted.ties.begin(), fitted.ties.end(), [](const TiePoint& t) {
+        return t.reason == "shift beyond max_shift_px";
+      });
+      if (fitted.kept == 0 && beyond > 0 && 2 * static_cast<std::size_t>(beyond) > fitted.ties.size()) {
+        throw Error(ErrorKind::input,
+                    fmt::format("co-registration failed: the post scene {} is shifted by more than "
+                                "align.max_shift_px = {} px in {} of {} tie-point windows (raise "
+                                "align.max_shift_px)",
+                                req.post, cfg.align.max_shift_px, beyond, fitted.ties.size()));
+      }
       if (!model.registration.warning.empty()) {
         spdlog::warn("{}", model.registration.warning);
         summary.warnings.push_back(model.registration.warning);
@@ -295,18 +326,20 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
   const int n_tiles = tiles.count();
   int written = 0;
+  NonFiniteCounts non_finite;
   const engine::ClassifyContext ctx{&cfg, model.threshold, &layers, &footprints.features, &index};
   engine::PipelineStages stages;
   // Parallel: aligned read of the outer window, score (then the shared classify step).
   stages.compute = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
-    BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation);
+    auto q = std::make_shared<RunTileExtra>();
+    BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
+                              &q->non_finite, t.core);
     w.score = model.detector->score(pair);
     w.valid = pair.valid;
     if (want_ql) {
       const cv::Rect core = t.core_in_outer();
       const cv::Mat valid_core = pair.valid(core);
-      auto q = std::make_shared<QuicklookPieces>();
       q->rect = quicklook.canvas_rect(t.core);
       std::vector<cv::Mat> pre_core, post_core;
       for (auto& b : pair.pre) pre_core.push_back(b(core));
@@ -314,8 +347,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       q->pre = quicklook.render_rgb(pre_core, valid_core, model.pre_stretch, q->rect);
       q->post = quicklook.render_rgb(post_core, valid_core, model.post_stretch, q->rect);
       q->score = quicklook.render_score(w.score(core), valid_core, q->rect);
-      w.extra = std::move(q);
     }
+    w.extra = std::move(q);
   };
   // Serial, in tile order: one writer.
   stages.store = [&](engine::TileWork& w) {
@@ -327,8 +360,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     accumulator.add(w.partials);
     summary.valid_pixels += w.valid_count;
     summary.changed_pixels += w.changed_count;
+    const auto* q = static_cast<const RunTileExtra*>(w.extra.get());
+    non_finite.pre += q->non_finite.pre;
+    non_finite.post += q->non_finite.post;
     if (want_ql) {
-      const auto* q = static_cast<const QuicklookPieces*>(w.extra.get());
       quicklook.paste(0, q->rect, q->pre);
       quicklook.paste(1, q->rect, q->post);
       quicklook.paste(2, q->rect, q->score);
@@ -340,6 +375,12 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled);
   summary.times.score = seconds_since(t_score);
 
+  for (const auto& [count, path] : {std::pair{non_finite.pre, req.pre}, std::pair{non_finite.post, req.post}}) {
+    if (count == 0) continue;
+    const std::string w = fmt::format("{}: {} non-finite pixels (NaN/Inf) treated as invalid", path, count);
+    spdlog::warn("{}", w);
+    summary.warnings.push_back(w);
+  }
   throw_if_cancelled("write");
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();

@@ -73,9 +73,11 @@ bool close_rel(double a, double b, double rel) {
   return std::abs(a - b) <= rel * std::max(std::abs(a), std::abs(b));
 }
 
-/// Validity of float values: finite in every band and not equal to `nodata` (if set).
+/// Validity of float values: finite in every band and not equal to `nodata` (if set). Pixels
+/// that were valid but held a non-finite value (and are not the NaN nodata) are marked in
+/// `non_finite`, allocated on the first one.
 void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<double> nodata,
-                          cv::Mat& valid) {
+                          cv::Mat& valid, cv::Mat& non_finite) {
   const float nd = nodata ? static_cast<float>(*nodata) : 0.f;
   const bool nd_nan = nodata && std::isnan(*nodata);
   for (int r = 0; r < valid.rows; ++r) {
@@ -84,7 +86,15 @@ void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<doubl
       const float* p = b.ptr<float>(r);
       for (int c = 0; c < valid.cols; ++c) {
         const float x = p[c];
-        if (!std::isfinite(x) || (nodata && !nd_nan && x == nd)) v[c] = 0;
+        if (std::isfinite(x)) {
+          if (nodata && !nd_nan && x == nd) v[c] = 0;
+        } else if (v[c] != 0) {
+          v[c] = 0;
+          if (!(nd_nan && std::isnan(x))) {
+            if (non_finite.empty()) non_finite = cv::Mat::zeros(valid.size(), CV_8U);
+            non_finite.at<std::uint8_t>(r, c) = 255;
+          }
+        }
       }
     }
   }
@@ -682,7 +692,7 @@ struct SceneReader::Impl {
       cv::compare(alpha, 254.5, ok, cv::CMP_GE);
       ok.copyTo(out.valid(cv::Rect(dx, dy, in_grid.width, in_grid.height)));
     }
-    and_finite_and_value(out.bands, options.nodata, out.valid);
+    and_finite_and_value(out.bands, options.nodata, out.valid, out.non_finite);
     zero_invalid(out.bands, out.valid);
     return out;
   }

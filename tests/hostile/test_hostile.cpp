@@ -332,7 +332,11 @@ TEST_F(Hostile, R18_NonFinitePixelsAreMaskedWithAWarning) {
   write_tif(in / "nf.tif", bands, t);
   const auto r = run_pair(pre(), in / "nf.tif", fp());
   expect_b00(r);
-  // The warning with the count of non-finite pixels needs src/engine/run.cpp (see docs/hostile.md).
+  // A warning names the file and counts the non-finite pixels (every one is on the grid here).
+  const cv::Mat finite = (bands[0] == bands[0]) & (cv::abs(bands[0]) < inf);
+  const int expected = static_cast<int>(finite.total()) - cv::countNonZero(finite);
+  expect_warning(r, (in / "nf.tif").string() + ": " + std::to_string(expected) +
+                        " non-finite pixels \\(NaN/Inf\\) treated as invalid");
   aftermath::Hdf5Reader h(o().string());
   const cv::Mat s = h.layer("change_score");
   EXPECT_EQ(cv::countNonZero(s != s), 0) << "NaN in the scores";
@@ -596,13 +600,10 @@ TEST_F(Hostile, P12_ContentShifted15PxEastIsCorrected) {
   ASSERT_TRUE(sx && sy);
   EXPECT_NEAR(*sx, 15.0, 0.5);
   EXPECT_NEAR(*sy, 0.0, 0.5);
-  // Above align.max_shift_px: refused clearly (or, documented, not corrected -> flagged).
+  // Above align.max_shift_px: refused clearly, naming the post file and the key.
   fs::remove(o());
-  // Above align.max_shift_px the engine (src/engine/run.cpp, policy today) skips alignment with a
-  // warning instead of failing; docs/hostile.md records this deviation from the catalogue.
   const auto r2 = run_pair(pre(), in / "shifted.tif", fp(), {"--set", "align.max_shift_px=4"});
-  EXPECT_EQ(r2.code, 0) << r2.err;
-  expect_warning(r2, "no reliable tie points: alignment skipped");
+  expect_fail(r2, 1, (in / "shifted.tif").string(), "co-registration failed.*align.max_shift_px = 4");
 }
 
 // ------------------------------------------------------------------------------------------------

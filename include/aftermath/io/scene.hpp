@@ -55,6 +55,9 @@ double linear_units_in_metres(const std::string& crs_wkt);
 struct SceneWindow {
   std::vector<cv::Mat> bands;  ///< CV_32F, window size, one per selected band; invalid pixels are 0
   cv::Mat valid;               ///< CV_8U, 255 = valid (inside the scene, not nodata/masked, finite in every band)
+  /// CV_8U, 255 where a pixel was otherwise valid but some band was NaN or infinite (made
+  /// invalid); empty when the window had none, which is the usual case.
+  cv::Mat non_finite;
 };
 
 struct ReadOptions {
