@@ -35,6 +35,7 @@ if [[ $mode == normal ]]; then
 fi
 
 "$here/scripts/setup.sh" --no-build
+export AFTERMATH_SANITIZED=$mode  # tests that cannot run instrumented (ulimit -v) skip themselves
 if [[ $mode == asan ]]; then
   build=${AFTERMATH_BUILD_DIR:-$here/build-asan}
   flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

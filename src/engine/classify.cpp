@@ -50,37 +50,46 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                        const PipelineStages& stages, const std::function<void(const char*)>& check_cancel) {
   int next = 0;
   const int n = tiles.count();
+  // The work items live here, not in the pipeline: when a stage throws, TBB drops the items in
+  // flight without destroying them, so the pipeline passes only tile indices and this vector
+  // frees whatever was in flight.
+  std::vector<std::unique_ptr<TileWork>> works(static_cast<std::size_t>(n));
   arena.execute([&] {
     tbb::parallel_pipeline(
         static_cast<std::size_t>(std::max(1, tokens)),
-        tbb::make_filter<void, std::shared_ptr<TileWork>>(
-            tbb::filter_mode::serial_in_order,
-            [&](tbb::flow_control& fc) -> std::shared_ptr<TileWork> {
-              if (check_cancel) check_cancel("score");
-              if (next >= n) {
-                fc.stop();
-                return nullptr;
-              }
-              auto w = std::make_shared<TileWork>();
-              w->tile = tiles.tile(next++);
-              if (stages.load) stages.load(*w);
-              return w;
-            }) &
-            tbb::make_filter<std::shared_ptr<TileWork>, std::shared_ptr<TileWork>>(
+        tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
+                                    [&](tbb::flow_control& fc) -> int {
+                                      if (check_cancel) check_cancel("score");
+                                      if (next >= n) {
+                                        fc.stop();
+                                        return -1;
+                                      }
+                                      const int i = next++;
+                                      auto& w = works[static_cast<std::size_t>(i)];
+                                      w = std::make_unique<TileWork>();
+                                      w->tile = tiles.tile(i);
+                                      if (stages.load) stages.load(*w);
+                                      return i;
+                                    }) &
+            tbb::make_filter<int, int>(
                 tbb::filter_mode::parallel,
-                [&](std::shared_ptr<TileWork> w) {
+                [&](int i) {
+                  TileWork& w = *works[static_cast<std::size_t>(i)];
                   try {
-                    if (stages.compute) stages.compute(*w);
-                    classify_tile(ctx, *w);
+                    if (stages.compute) stages.compute(w);
+                    classify_tile(ctx, w);
                   } catch (const Error& e) {
-                    throw e.with_context("score", {}, w->tile.index);
+                    throw e.with_context("score", {}, w.tile.index);
                   } catch (const cv::Exception& e) {
-                    throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, w->tile.index);
+                    throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, w.tile.index);
                   }
-                  return w;
+                  return i;
                 }) &
-            tbb::make_filter<std::shared_ptr<TileWork>, void>(tbb::filter_mode::serial_in_order,
-                                                              [&](std::shared_ptr<TileWork> w) { stages.store(*w); }));
+            tbb::make_filter<int, void>(tbb::filter_mode::serial_in_order, [&](int i) {
+              auto& w = works[static_cast<std::size_t>(i)];
+              stages.store(*w);
+              w.reset();
+            }));
   });
 }
 
@@ -93,15 +102,6 @@ ClassCounts count_classes(const std::vector<FeatureResult>& results) {
   }
   c.features = static_cast<std::int64_t>(results.size());
   return c;
-}
-
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid) {

@@ -16,6 +16,7 @@
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/footprint.hpp"
 #include "aftermath/core/grid.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/io/hdf5_writer.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 
@@ -81,6 +82,5 @@ Table footprint_table(const std::vector<Footprint>& features, const std::vector<
 /// Features without WKT keep their rings.
 void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid);
 
-std::string utc_now();
 
 }  // namespace aftermath::engine

@@ -253,7 +253,7 @@ void store_evaluation(const std::string& output, const Evaluation& e, const std:
   std::map<std::string, AttrValue> attrs;
   attrs["truth"] = truth_path;
   attrs["truth_kind"] = e.truth_kind;
-  attrs["created"] = engine::utc_now();
+  attrs["created"] = utc_timestamp();
   attrs["json"] = evaluation_json(e);
   std::vector<Table> tables;
   if (e.truth_kind == "raster") {

@@ -218,8 +218,8 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     root["threshold"] = threshold;
     const auto* hist = std::get_if<std::string>(&root["history"]);
     root["history"] = (hist && !hist->empty() ? *hist + "\n" : std::string()) +
-                      fmt::format("{} aftermath {} rescore", engine::utc_now(), AFTERMATH_VERSION);
-    root["created"] = engine::utc_now();
+                      fmt::format("{} aftermath {} rescore", utc_timestamp(), AFTERMATH_VERSION);
+    root["created"] = utc_timestamp();
     for (const auto& [k, v] : root) writer.set_attribute("/", k, v);
     if (reader.has("/evaluation")) {
       const std::string w = "the stored /evaluation is dropped (it described the old classes)";

@@ -409,7 +409,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/alignment", "convention", std::string("post(p + shift) = pre(p), analysis-grid pixels"));
     writer->set_attribute("/", "Conventions", std::string("CF-1.8"));
     writer->set_attribute("/", "title", std::string("aftermath change and damage layers"));
-    writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", engine::utc_now(), AFTERMATH_VERSION));
+    writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", utc_timestamp(), AFTERMATH_VERSION));
     writer->set_attribute("/", "aftermath_version", std::string(AFTERMATH_VERSION));
     writer->set_attribute("/", "schema_version", static_cast<std::int64_t>(1));
     const std::string config_yaml = to_yaml(cfg);
@@ -420,7 +420,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/", "threshold", model.threshold);
     writer->set_attribute("/", "normalisation_gain", model.normalisation.gain);
     writer->set_attribute("/", "normalisation_offset", model.normalisation.offset);
-    writer->set_attribute("/", "created", engine::utc_now());
+    writer->set_attribute("/", "created", utc_timestamp());
     writer->set_attribute("/", "input_pre", req.pre);
     writer->set_attribute("/", "input_pre_sha256", sha256_file(req.pre));
     writer->set_attribute("/", "input_post", req.post);

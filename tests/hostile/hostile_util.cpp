@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -212,15 +213,16 @@ void warp(const fs::path& src, const fs::path& dst, const std::vector<std::strin
 cv::Point2d utm(double col, double row) { return {kX0 + col, kY0 - row}; }
 
 cv::Point2d lonlat(double col, double row) {
-  static OGRCoordinateTransformation* ct = [] {
+  // The transformation clones the SRS objects; it lives for the process (a function-local
+  // static owned by a unique_ptr, so nothing leaks at exit).
+  static const std::unique_ptr<OGRCoordinateTransformation> ct = [] {
     aftermath::init_gdal();
-    auto* src = new OGRSpatialReference();
-    auto* dst = new OGRSpatialReference();
-    src->SetFromUserInput(kUtm);
-    dst->SetFromUserInput("EPSG:4326");
-    src->SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-    dst->SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-    return OGRCreateCoordinateTransformation(src, dst);
+    OGRSpatialReference src, dst;
+    src.SetFromUserInput(kUtm);
+    dst.SetFromUserInput("EPSG:4326");
+    src.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    dst.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    return std::unique_ptr<OGRCoordinateTransformation>(OGRCreateCoordinateTransformation(&src, &dst));
   }();
   const auto p = utm(col, row);
   double x = p.x, y = p.y;
