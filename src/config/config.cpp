@@ -1009,7 +1009,14 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
         throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
                                           ": YAML syntax error: ',' outside a flow collection");
       }
-      if (c == ' ' || c == '\t') { token_start = true; continue; }
+      // A blank starts a token only after an indicator (": ", "- ", "? ", or a flow ',' '[' '{')
+      // or at the line start; inside a plain scalar ("e '0") it does not, so a quote there is
+      // plain text (fuzz_config found the divergence: a ' mid-scalar hid a stray ',' below it).
+      if (c == ' ' || c == '\t') {
+        token_start = token_start || last == 0 || last == ':' || last == '-' || last == '?' ||
+                      (depth > 0 && (last == ',' || last == '[' || last == '{'));
+        continue;
+      }
       // an anchor or tag is a prefix of the token that follows it
       if ((c == '&' || c == '!') && token_start) {
         while (i + 1 < line.size() && line[i + 1] != ' ' && line[i + 1] != '\t' && line[i + 1] != ',') ++i;

@@ -162,7 +162,10 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     const Tile& t = w.tile;
     const auto* rt = static_cast<const RescoreTile*>(w.extra.get());
     w.score.create(t.outer.height, t.outer.width, CV_32F);
-    for (const auto& [cw, lc] : rt->chunks) {
+    for (const auto& entry : rt->chunks) {
+      // Named, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+      const Window& cw = entry.first;
+      const auto& lc = entry.second;
       std::call_once(lc->once, [&] { lc->decoded = decode_chunk(layers[0], lc->raw, ts, chunks.filtered()); });
       const Window part = cw.intersect(t.outer);
       lc->decoded(cv::Rect(part.x - cw.x, part.y - cw.y, part.width, part.height))
