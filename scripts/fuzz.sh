@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a while on its seed corpus.
 # Usage: scripts/fuzz.sh [seconds per target (default 30)] [target...]
 #   targets: config manifest footprints raster (default: all)
-# Prints executions per second and total executions per target; a crash stops with exit 1 and
+# Prints executions per second and total executions per target; a finding (crash or timeout) ends with exit 10 and
 # leaves the reproducer in $AFTERMATH_FUZZ_DIR/artifacts/ (rerun: build-fuzz/tests/fuzz/fuzz_<t> FILE).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +40,7 @@ for t in "${targets[@]}"; do
   execs=$(grep -oP 'stat::number_of_executed_units:\s*\K\d+' "$log" | tail -1 || true)
   rate=$(grep -oP 'exec/s: \K\d+' "$log" | tail -1 || true)
   [[ -n $execs && $secs -gt 0 ]] && rate=$((execs / secs))
-  result=ok; ((rc == 0)) || { result="CRASH (see $log, artifacts in $work/artifacts)"; status=1; }
+  result=ok; ((rc == 0)) || { result="CRASH (see $log, artifacts in $work/artifacts)"; status=10; }
   printf '%-12s %10s %12s %s\n' "$t" "${rate:-?}" "${execs:-?}" "$result"
 done
 exit $status
