@@ -1003,11 +1003,20 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       }
       if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
       if ((c == '\'' || c == '"') && token_start) { quote = c; continue; }
-      if (c == '[' || c == '{') { if (token_start || depth > 0) ++depth; token_start = true; continue; }
+      // A '[' or '{' opens a flow collection only where a token starts (or inside one); elsewhere
+      // it is plain text ("a{b"), and counting it would hide a stray ',' below (fuzz_config).
+      if ((c == '[' || c == '{') && (token_start || depth > 0)) { ++depth; token_start = true; continue; }
       if ((c == ']' || c == '}') && depth > 0) { --depth; token_start = true; continue; }
       if (c == ',' && depth == 0 && token_start) {
         throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
                                           ": YAML syntax error: ',' outside a flow collection");
+      }
+      // An explicit key ("? key"): never needed by a config or manifest, and yaml-cpp 0.7 loops
+      // forever on one that follows a node with a tag or anchor ("!t x" or "&a x", then "? a").
+      if (c == '?' && depth == 0 && token_start && (i + 1 == line.size() || line[i + 1] == ' ' ||
+                                                    line[i + 1] == '\t' || line[i + 1] == '\r')) {
+        throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
+                                          ": explicit mapping keys ('? ') are not supported; write 'key: value'");
       }
       // A blank starts a token only after an indicator (": ", "- ", "? ", or a flow ',' '[' '{')
       // or at the line start; inside a plain scalar ("e '0") it does not, so a quote there is

@@ -105,8 +105,10 @@ struct JobConfig {
 
 /// Throws Error(usage) naming `source`, line and column for YAML that yaml-cpp 0.7 cannot parse
 /// without hanging: a ',' flow entry outside any flow collection at the start of a token (e.g. a
-/// document ",&x" or "'a', b"; found by fuzz_config). Never rejects a valid config or manifest
-/// (such a ',' is invalid YAML, except on a continuation line of a multi-line plain scalar).
+/// document ",&x" or "'a', b"; found by fuzz_config), and any block-context explicit key ("? k",
+/// on which yaml-cpp 0.7 hangs after a tagged or anchored node). Never rejects a valid config or
+/// manifest (such a ',' is invalid YAML, except on a continuation line of a multi-line plain
+/// scalar; configs and manifests have plain string keys, never explicit ones).
 /// Called before every yaml-cpp parse (config files, --set values, manifests).
 void reject_yaml_hazards(const std::string& text, const std::string& source);
 
