@@ -3,10 +3,12 @@
 # buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
 # with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
 # Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
-# Results: bench/results/run.json and bench/results/run.md
+#        [--align-only]
+# Results: bench/results/run.json and bench/results/run.md; --align-only: bench/results/align.md
+# (`aftermath align` estimation only: Mpx of overlap per second and peak RSS per size).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="4096 8192"; runs=3; rescore_only=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
 while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -14,6 +16,7 @@ while (($#)); do
     --threads) threads=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --rescore-only) rescore_only=1; shift ;;
+    --align-only) align_only=1; shift ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -27,6 +30,40 @@ fi
 mkdir -p "$here/bench/results" "$data"
 json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+if ((align_only)); then
+  # Estimation only (`aftermath align`): the estimate time it reports -> Mpx of overlap per
+  # second; peak RSS of the whole process, which must not grow with the scene size.
+  amd="$here/bench/results/align.md"
+  { echo "| size | threads | runs | median estimate s | Mpx of overlap / s | median peak RSS MB | model | shift (px) |"
+    echo "|---|---|---|---|---|---|---|---|"; } > "$amd.tmp"
+  for n in $sizes; do
+    d=$data/$n
+    if [[ ! -s $d/post.tif ]]; then
+      mkdir -p "$d"
+      echo "bench: generating $n x $n pair in $d" >&2
+      "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
+    fi
+    for t in $threads; do
+      ests=(); rss=()
+      for ((i = 0; i < runs; i++)); do
+        /usr/bin/time -v -o "$d/time-align.txt" "$build/aftermath" --log-level warn align --overwrite --threads "$t" \
+          --pre "$d/pre.tif" --post "$d/post.tif" --out "$d/align.h5" > "$d/align.txt"
+        e=$(sed -n 's/.*(estimate \([0-9.]*\) s.*/\1/p' "$d/align.txt")
+        r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-align.txt")
+        ests+=("$e"); rss+=("$r")
+        echo "bench: align $n px, $t thread(s), run $((i + 1)): estimate ${e}s, ${r} MB" >&2
+      done
+      me=$(printf '%s\n' "${ests[@]}" | median); mr=$(printf '%s\n' "${rss[@]}" | median)
+      model=$(sed -n 's/^alignment   \([a-z]*\).*/\1/p' "$d/align.txt")
+      shift_=$(sed -n 's/.*shift (\([^)]*\)).*/\1/p' "$d/align.txt")
+      printf '| %s | %s | %s | %s | %.1f | %.0f | %s | %s |\n' "$n" "$t" "$runs" "$me" \
+        "$(awk -v n="$n" -v e="$me" 'BEGIN {print n*n/1e6/e}')" "$mr" "$model" "$shift_" >> "$amd.tmp"
+    done
+  done
+  mv "$amd.tmp" "$amd"
+  cat "$amd"
+  exit 0
+fi
 if ((rescore_only == 0)); then
 echo "[" > "$json.tmp"
 {

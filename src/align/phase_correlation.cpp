@@ -29,31 +29,30 @@
 /// would put a floor of up to 1/64 px on the achievable accuracy of the iteration.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdlib>
-#include <cmath>
 #include <limits>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "aftermath/align/registration.hpp"
 
 namespace aftermath {
 namespace {
 
-constexpr double kMinValidFraction = 0.5;   // of each input image
+constexpr double kMinValidFraction = 0.5;    // of each input image
 constexpr double kMinOverlapFraction = 0.2;  // of a level, after the pre-shift
 constexpr int kMinCoarseSize = 128;          // smallest dimension of the coarsest pyramid level
 constexpr int kCoarseCandidates = 3;         // peaks of the coarsest level followed down
-constexpr double kBeyondFactor = 2.0;        // an out-of-range peak must beat the in-range one by this
-constexpr double kCoarseRadius = 8.0;        // target search radius at the coarsest level, px
-constexpr double kConvergedPx = 0.002;       // stop refining below this update
-constexpr int kMaxFineIterations = 6;        // refinements at the finest level (after the first)
-constexpr double kMinChange = 0.25;          // smallest flagged change, robust sigmas of the image
+constexpr double kBeyondFactor = 2.0;   // an out-of-range peak must beat the in-range one by this
+constexpr double kCoarseRadius = 8.0;   // target search radius at the coarsest level, px
+constexpr double kConvergedPx = 0.002;  // stop refining below this update
+constexpr int kMaxFineIterations = 6;   // refinements at the finest level (after the first)
+constexpr double kMinChange = 0.25;     // smallest flagged change, robust sigmas of the image
 constexpr double kMaxChangedFraction = 0.4;  // more flagged as change -> no change masking
 constexpr double kTaperPx = 6.0;             // weight taper inside the valid region, px
 constexpr double kUnstablePx = 0.25;         // last update still above this -> not converged
@@ -111,7 +110,8 @@ cv::Mat shift_exact(const cv::Mat& in, cv::Point2d s) {
       const int* ci = &col_index[static_cast<std::size_t>(x) * 8];
       double acc = 0;
       for (int k = 0; k < 8; ++k) {
-        if (wx[static_cast<std::size_t>(k)] != 0.0) acc += wx[static_cast<std::size_t>(k)] * src[ci[k]];
+        if (wx[static_cast<std::size_t>(k)] != 0.0)
+          acc += wx[static_cast<std::size_t>(k)] * src[ci[k]];
       }
       dst[x] = acc;
     }
@@ -126,7 +126,8 @@ cv::Mat shift_exact(const cv::Mat& in, cv::Point2d s) {
     for (int x = 0; x < w; ++x) {
       double acc = 0;
       for (int k = 0; k < 8; ++k) {
-        if (wy[static_cast<std::size_t>(k)] != 0.0) acc += wy[static_cast<std::size_t>(k)] * rows[k][x];
+        if (wy[static_cast<std::size_t>(k)] != 0.0)
+          acc += wy[static_cast<std::size_t>(k)] * rows[k][x];
       }
       dst[x] = static_cast<float>(acc);
     }
@@ -139,12 +140,14 @@ cv::Mat shift_exact(const cv::Mat& in, cv::Point2d s) {
 cv::Mat shift_mask(const cv::Mat& valid, cv::Point2d s) {
   const int ix = static_cast<int>(std::floor(s.x)), iy = static_cast<int>(std::floor(s.y));
   cv::Mat eroded;
-  cv::erode(valid, eroded, cv::Mat::ones(4, 4, CV_8U), cv::Point(1, 1), 1, cv::BORDER_CONSTANT, cv::Scalar(0));
+  cv::erode(valid, eroded, cv::Mat::ones(4, 4, CV_8U), cv::Point(1, 1), 1, cv::BORDER_CONSTANT,
+            cv::Scalar(0));
   cv::Mat out = cv::Mat::zeros(valid.size(), CV_8U);
   // out(p) = eroded(p + (ix, iy))
   const cv::Rect all(0, 0, valid.cols, valid.rows);
   const cv::Rect src = cv::Rect(ix, iy, valid.cols, valid.rows) & all;
-  if (src.area() > 0) eroded(src).copyTo(out(cv::Rect(src.x - ix, src.y - iy, src.width, src.height)));
+  if (src.area() > 0)
+    eroded(src).copyTo(out(cv::Rect(src.x - ix, src.y - iy, src.width, src.height)));
   return out;
 }
 
@@ -156,7 +159,8 @@ struct Level {
 struct Estimate {
   cv::Point2d shift;
   double peak = 0;
-  double support = 0;  ///< total correlation weight relative to a fully valid image, [0, 1]
+  double psr = 0;        ///< peak-to-sidelobe ratio of the surface at this peak
+  double support = 0;    ///< total correlation weight relative to a fully valid image, [0, 1]
   bool outside = false;  ///< the global maximum, outside the search radius
   bool ok = false;
   std::string reason;
@@ -173,14 +177,16 @@ double parabola_offset(double left, double centre, double right) {
 /// Residual r of the level's moving image after pre-shifting it by `s`:
 /// moving(p + s + r) ~ reference(p). The peaks are searched within |r_x|, |r_y| <= radius; up to
 /// `max_peaks` local maxima are returned, best first (or one failed estimate with its reason).
-std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, double radius, int max_peaks) {
+std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, double radius,
+                                          int max_peaks) {
   auto fail_with = [](const char* reason) {
     Estimate e;
     e.reason = reason;
     return std::vector<Estimate>{e};
   };
   const cv::Mat mov = (s.x == 0.0 && s.y == 0.0) ? level.mov : shift_exact(level.mov, s);
-  const cv::Mat mov_valid = (s.x == 0.0 && s.y == 0.0) ? level.mov_valid : shift_mask(level.mov_valid, s);
+  const cv::Mat mov_valid =
+      (s.x == 0.0 && s.y == 0.0) ? level.mov_valid : shift_mask(level.mov_valid, s);
   cv::Mat both;
   cv::bitwise_and(level.ref_valid, mov_valid, both);
   const int n = cv::countNonZero(both);
@@ -224,7 +230,8 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
       const uchar* v = both.ptr<uchar>(y);
       const float* wp = weight.ptr<float>(y);
       float* dst = a.ptr<float>(y);
-      for (int x = 0; x < w; ++x) dst[x] = v[x] ? static_cast<float>((src[x] - mean) * wp[x]) : 0.0f;
+      for (int x = 0; x < w; ++x)
+        dst[x] = v[x] ? static_cast<float>((src[x] - mean) * wp[x]) : 0.0f;
     }
     cv::Mat spec;
     cv::dft(a, spec, cv::DFT_COMPLEX_OUTPUT);
@@ -247,21 +254,24 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   for (int y = 0; y < ph; ++y) {
     const cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
     for (int x = 0; x < pw; ++x) {
-      const float m = std::hypot(c[x][0], c[x][1]);
+      // sqrt of the squares in double: std::hypot is several times slower, no overflow here.
+      const float m =
+          static_cast<float>(std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]));
       mags.push_back(m);
       max_mag = std::max(max_mag, static_cast<double>(m));
     }
   }
   auto mid = mags.begin() + static_cast<std::ptrdiff_t>(mags.size() / 2);
   std::nth_element(mags.begin(), mid, mags.end());
-  const double eps = std::max(max_mag * 1e-7, static_cast<double>(std::numeric_limits<float>::min()));
+  const double eps =
+      std::max(max_mag * 1e-7, static_cast<double>(std::numeric_limits<float>::min()));
   const double n0 = std::max(kNoiseWeight * static_cast<double>(*mid), 0.0);
   double weight_sum = 0;
   cross.at<cv::Vec2f>(0, 0) = cv::Vec2f(0.f, 0.f);  // DC carries no shift information
   for (int y = 0; y < ph; ++y) {
     cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
     for (int x = 0; x < pw; ++x) {
-      const double mag = std::hypot(double(c[x][0]), double(c[x][1]));
+      const double mag = std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]);
       if (mag <= eps) {
         c[x] = cv::Vec2f(0.f, 0.f);
       } else {
@@ -319,11 +329,42 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   }
   if (!std::isfinite(best.value)) return fail_with("no texture");
   if (peaks.empty()) peaks.push_back(best);
-  std::stable_sort(peaks.begin(), peaks.end(), [](const Peak& a, const Peak& b) { return a.value > b.value; });
+  std::stable_sort(peaks.begin(), peaks.end(),
+                   [](const Peak& a, const Peak& b) { return a.value > b.value; });
   if (static_cast<int>(peaks.size()) > max_peaks) peaks.resize(static_cast<std::size_t>(max_peaks));
   const bool global_outside = max_peaks > 1 && std::isfinite(global.value) &&
                               (std::abs(global.dx) > rx || std::abs(global.dy) > ry);
   if (global_outside) peaks.push_back(global);
+
+  // Peak-to-sidelobe ratio: the peak against the rest of the surface (all but 11 x 11 px around
+  // it). Sums over the whole surface once, the excluded block is subtracted per peak.
+  double sum_all = 0, sumsq_all = 0;
+  for (int y = 0; y < ph; ++y) {
+    const float* row = surface.ptr<float>(y);
+    for (int x = 0; x < pw; ++x) {
+      sum_all += row[x];
+      sumsq_all += static_cast<double>(row[x]) * row[x];
+    }
+  }
+  auto psr_at = [&](const Peak& pk) {
+    constexpr int kHalf = 5;
+    double s1 = sum_all, s2 = sumsq_all;
+    int n_out = pw * ph;
+    for (int dy = -kHalf; dy <= kHalf; ++dy) {
+      for (int dx = -kHalf; dx <= kHalf; ++dx) {
+        if (2 * kHalf + 1 > pw || 2 * kHalf + 1 > ph) continue;
+        const double v = at(pk.dy + dy, pk.dx + dx);
+        s1 -= v;
+        s2 -= v * v;
+        --n_out;
+      }
+    }
+    if (n_out < 16) return 0.0;
+    const double mean = s1 / n_out;
+    const double var = std::max(s2 / n_out - mean * mean, 0.0);
+    const double sd = std::sqrt(var);
+    return sd > 0 ? std::min((pk.value - mean) / sd, 1e6) : 0.0;
+  };
 
   std::vector<Estimate> out;
   for (std::size_t i = 0; i < peaks.size(); ++i) {
@@ -333,6 +374,7 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
     const double oy = parabola_offset(at(pk.dy - 1, pk.dx), pk.value, at(pk.dy + 1, pk.dx));
     e.shift = {pk.dx + ox, pk.dy + oy};
     e.peak = std::clamp(pk.value, 0.0, 1.0);
+    e.psr = psr_at(pk);
     e.support = support;
     e.outside = global_outside && i + 1 == peaks.size();
     e.ok = true;
@@ -425,7 +467,8 @@ cv::Mat validity(const cv::Mat& img, const cv::Mat& mask) {
   cv::Mat finite;
   cv::compare(img, img, finite, cv::CMP_EQ);  // false for NaN
   cv::Mat bounded;
-  cv::compare(cv::abs(img), std::numeric_limits<float>::max(), bounded, cv::CMP_LE);  // false for inf
+  cv::compare(cv::abs(img), std::numeric_limits<float>::max(), bounded,
+              cv::CMP_LE);  // false for inf
   cv::bitwise_and(finite, bounded, finite);
   if (!mask.empty()) {
     cv::Mat m;
@@ -454,8 +497,9 @@ cv::Mat pyr_down_mask(const cv::Mat& valid) {
 
 }  // namespace
 
-PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving, const cv::Mat& reference_valid,
-                                 const cv::Mat& moving_valid, double max_shift_px) {
+PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving,
+                                 const cv::Mat& reference_valid, const cv::Mat& moving_valid,
+                                 double max_shift_px) {
   if (reference.empty() || moving.empty()) return fail("empty image");
   if (reference.size() != moving.size()) return fail("image sizes differ");
   if (reference.channels() != 1 || moving.channels() != 1) return fail("not single-channel");
@@ -523,8 +567,8 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
   // when it lies beyond the maximum shift: if it clearly beats the in-range winner, the shift is
   // reported as beyond max_shift_px rather than replaced by a spurious in-range peak.
   const double coarse_radius = max_shift_px / std::ldexp(1.0, coarsest) + 2.0;
-  const std::vector<Estimate> coarse =
-      estimate_candidates(levels[static_cast<std::size_t>(coarsest)], {0, 0}, coarse_radius, kCoarseCandidates);
+  const std::vector<Estimate> coarse = estimate_candidates(
+      levels[static_cast<std::size_t>(coarsest)], {0, 0}, coarse_radius, kCoarseCandidates);
   if (!coarse.front().ok) return fail(coarse.front().reason);
   cv::Point2d s(0, 0);  // the in-range winner, finest-level pixels
   Estimate est;         // its last estimate
@@ -559,6 +603,7 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
     PhaseCorrelation pc;
     pc.shift = s_out;
     pc.peak = est_out.peak;
+    pc.psr = est_out.psr;
     pc.reason = "shift beyond max_shift_px";
     return pc;
   }
@@ -603,6 +648,7 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
   PhaseCorrelation pc;
   pc.shift = s;
   pc.peak = est.peak;
+  pc.psr = est.psr;
   if (!std::isfinite(s.x) || !std::isfinite(s.y)) return fail("no texture");
   if (update > kUnstablePx) {
     pc.reason = "unstable peak";

@@ -23,10 +23,10 @@ void print_summary(const RunSummary& s) {
   std::cout << fmt::format("output      {}\n", s.output);
   std::cout << fmt::format("grid        {} x {} px, {}, pixel size {:.6g} x {:.6g}\n", s.grid.width,
                            s.grid.height, s.crs_name, std::abs(s.grid.geotransform[1]), std::abs(s.grid.geotransform[5]));
-  std::cout << fmt::format("alignment   {} shift ({:+.3f}, {:+.3f}) px; tie points {} kept, {} dropped; "
+  std::cout << fmt::format("alignment   {}{} shift ({:+.3f}, {:+.3f}) px; tie points {} kept, {} dropped; "
                            "RMSE {:.3f} -> {:.3f} px\n",
-                           s.alignment_model, s.shift_x, s.shift_y, s.ties_kept, s.ties_dropped,
-                           s.rmse_before, s.rmse_after);
+                           s.alignment_model, s.alignment_method.empty() ? "" : " (" + s.alignment_method + ")",
+                           s.shift_x, s.shift_y, s.ties_kept, s.ties_dropped, s.rmse_before, s.rmse_after);
   const double pct = s.valid_pixels ? 100.0 * static_cast<double>(s.changed_pixels) / static_cast<double>(s.valid_pixels) : 0.0;
   std::cout << fmt::format("change      threshold {:.3f}; {} of {} valid px changed ({:.1f}%)\n",
                            s.threshold, s.changed_pixels, s.valid_pixels, pct);
@@ -49,14 +49,19 @@ void print_summary(const RunSummary& s) {
 Command add_run(CLI::App& app) {
   struct Options {
     RunRequest req;
+    std::vector<std::string> pre, post;  // first scene of each side, then the stack's others
     std::vector<std::string> overrides;
     std::string export_dir;
   };
   auto o = std::make_shared<Options>();
   auto* run = app.add_subcommand(
       "run", "Align a pre/post pair, score change, classify footprints, write HDF5.\n" + std::string(kExitCodes));
-  run->add_option("--pre", o->req.pre, "pre-event scene (any GDAL raster)")->required();
-  run->add_option("--post", o->req.post, "post-event scene (any GDAL raster; any CRS/resolution)")->required();
+  run->add_option("--pre", o->pre,
+                  "pre-event scene (any GDAL raster); repeat for a stack of the same place (detect.method ttest)")
+      ->required();
+  run->add_option("--post", o->post,
+                  "post-event scene (any GDAL raster; any CRS/resolution); repeat for a stack (detect.method ttest)")
+      ->required();
   run->add_option("--footprints", o->req.footprints,
                   "building footprints: GeoJSON, GeoPackage, Shapefile or xBD label JSON");
   run->add_option("--footprint-layer", o->req.footprint_layer, "layer name when the footprint file has several");
@@ -68,10 +73,16 @@ Command add_run(CLI::App& app) {
   run->add_option("--threads", o->req.threads, "worker threads (0 = all cores); results do not depend on it")
       ->check(CLI::Range(0, 1024));
   run->add_flag("--overwrite", o->req.overwrite, "replace an existing output (atomically)");
+  run->add_option("--alignment", o->req.alignment,
+                  "reuse the registration stored in this file (`aftermath align --out`) instead of estimating it");
   run->add_option("--export", o->export_dir,
                   "after the run, also write COGs, a styled GeoPackage, GeoJSON and a STAC Item here "
                   "(as `aftermath export OUT --to DIR`)");
   return {run, [o]() {
+            o->req.pre = o->pre.front();
+            o->req.more_pre.assign(o->pre.begin() + 1, o->pre.end());
+            o->req.post = o->post.front();
+            o->req.more_post.assign(o->post.begin() + 1, o->post.end());
             if (!o->req.config_path.empty()) o->req.config = load_config(o->req.config_path);
             apply_overrides(o->req.config, o->overrides);
             ProgressFn progress;

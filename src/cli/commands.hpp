@@ -19,6 +19,7 @@ struct Command {
 };
 
 Command add_run(CLI::App& app);
+Command add_align(CLI::App& app);
 Command add_describe_config(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_xbd_import(CLI::App& app);

@@ -182,10 +182,13 @@ constexpr KeySpec make_key(std::string_view key, std::string_view meaning,
 }
 
 constexpr std::array<std::string_view, 3> kResamplings{"nearest", "bilinear", "cubic"};
-constexpr std::array<std::string_view, 1> kDetectMethods{"cva"};
+constexpr std::array<std::string_view, 4> kAlignModels{"auto", "translation", "affine", "field"};
+constexpr std::array<std::string_view, 7> kDetectMethods{"cva",     "log-ratio", "irmad",   "ssim",
+                                                         "texture", "ttest",     "ensemble"};
+constexpr std::array<std::string_view, 4> kRadiometryMethods{"none", "robust-linear", "irmad", "histogram"};
 constexpr std::array<std::string_view, 2> kThresholdMethods{"fixed", "otsu"};
 constexpr std::array<std::string_view, 2> kDamageMetrics{"changed_fraction", "mean_score"};
-constexpr std::array<std::string_view, 8> kSections{"grid",   "tiling",    "input",  "align",
+constexpr std::array<std::string_view, 9> kSections{"grid",   "tiling",    "input",  "align",     "radiometry",
                                                     "detect", "threshold", "damage", "output"};
 
 constexpr std::string_view kSchemaVersionKey = "schema_version";
@@ -255,6 +258,30 @@ const auto kKeys = std::to_array<KeySpec>({
     make_key<&C::align, &AlignConfig::min_valid_fraction>(
         "align.min_valid_fraction", "fraction of window pixels valid in both scenes",
         {.range = kFraction}),
+    make_key<&C::align, &AlignConfig::spacing>(
+        "align.spacing",
+        "px between tie-point window centres (windows may overlap); 0 = spread align.max_windows",
+        {.range = {0, 100000}}),
+    make_key<&C::align, &AlignConfig::model>(
+        "align.model",
+        "registration model; auto = the simplest whose cross-validated residual is near the best",
+        {.choices = kAlignModels}),
+    make_key<&C::align, &AlignConfig::min_psr>(
+        "align.min_psr", "smallest peak-to-sidelobe ratio of a tie point kept", {.range = {0, 1000}}),
+    make_key<&C::align, &AlignConfig::min_ssim_gain>(
+        "align.min_ssim_gain",
+        "a tie point whose shift changes the similarity (SSIM) by less than this is dropped",
+        {.range = {-1, 1}}),
+    make_key<&C::align, &AlignConfig::feature_fallback>(
+        "align.feature_fallback",
+        "ORB feature matching + RANSAC when phase correlation is unreliable (big rotation, scale)"),
+    make_key<&C::radiometry, &RadiometryConfig::method>(
+        "radiometry.method", "normalisation of the post scene onto the pre scene before detection",
+        {.choices = kRadiometryMethods}),
+    make_key<&C::radiometry, &RadiometryConfig::irmad_no_change_probability>(
+        "radiometry.irmad_no_change_probability",
+        "irmad: pixels with a chi-square no-change probability above this fit the orthogonal regression",
+        {.range = {0, 1, true}, .rule = "< 1"}),
     make_key<&C::detect, &DetectConfig::method>("detect.method", "change detector",
                                                 {.choices = kDetectMethods}),
     make_key<&C::detect, &DetectConfig::cva_half_score_sigma>(
@@ -265,6 +292,39 @@ const auto kKeys = std::to_array<KeySpec>({
         "detect.cva_radius",
         "CVA: radius of the box over which differences are averaged before scoring, px",
         {.range = {0, 7}}),
+    make_key<&C::detect, &DetectConfig::half_score_sigma>(
+        "detect.half_score_sigma",
+        "every detector but cva: the standardised change (no-change sigmas) that scores 0.5",
+        {.range = {0, 100, true}}),
+    make_key<&C::detect, &DetectConfig::log_ratio_radius>(
+        "detect.log_ratio_radius", "log-ratio: radius of the box averaging the log ratios, px",
+        {.range = {0, 7}}),
+    make_key<&C::detect, &DetectConfig::irmad_max_iterations>(
+        "detect.irmad_max_iterations", "irmad: most reweighting iterations", {.range = {1, 1000}}),
+    make_key<&C::detect, &DetectConfig::irmad_tolerance>(
+        "detect.irmad_tolerance", "irmad: converged when no canonical correlation moves more than this",
+        {.range = {0, 0.1, true}}),
+    make_key<&C::detect, &DetectConfig::ssim_radius>(
+        "detect.ssim_radius", "ssim: radius of the box of the local statistics, px", {.range = {1, 15}}),
+    make_key<&C::detect, &DetectConfig::texture_radius>(
+        "detect.texture_radius", "texture: radius of the box of the gradient energy, px",
+        {.range = {1, 15}}),
+    make_key<&C::detect, &DetectConfig::ttest_radius>(
+        "detect.ttest_radius", "ttest: samples per side are the scenes x a (2r+1)^2 box, px",
+        {.range = {0, 7}, .rule = ">= 1 with one scene per side"}),
+    make_key<&C::detect, &DetectConfig::ensemble_cva>(
+        "detect.ensemble_cva", "ensemble: weight of cva (0 = not a member)", {.range = {0, 100}}),
+    make_key<&C::detect, &DetectConfig::ensemble_log_ratio>(
+        "detect.ensemble_log_ratio", "ensemble: weight of log-ratio", {.range = {0, 100}}),
+    make_key<&C::detect, &DetectConfig::ensemble_irmad>(
+        "detect.ensemble_irmad", "ensemble: weight of irmad", {.range = {0, 100}}),
+    make_key<&C::detect, &DetectConfig::ensemble_ssim>(
+        "detect.ensemble_ssim", "ensemble: weight of ssim", {.range = {0, 100}}),
+    make_key<&C::detect, &DetectConfig::ensemble_texture>(
+        "detect.ensemble_texture", "ensemble: weight of texture", {.range = {0, 100}}),
+    make_key<&C::detect, &DetectConfig::ensemble_ttest>(
+        "detect.ensemble_ttest", "ensemble: weight of ttest",
+        {.range = {0, 100}, .rule = "ensemble: some weight > 0"}),
     make_key<&C::threshold, &ThresholdConfig::method>("threshold.method",
                                                       "how the change mask is cut from the score",
                                                       {.choices = kThresholdMethods}),
@@ -287,7 +347,11 @@ const auto kKeys = std::to_array<KeySpec>({
         "damage.min_valid_fraction", "below this valid fraction a building is `no-data`",
         {.range = kFraction}),
     make_key<&C::output, &OutputConfig::deflate_level>(
-        "output.deflate_level", "deflate level of HDF5 chunks; 0 = uncompressed",
+        "output.deflate_level", "deflate level of the mask, extra layers and tables; 0 = uncompressed",
+        {.range = {0, 9}}),
+    make_key<&C::output, &OutputConfig::score_deflate_level>(
+        "output.score_deflate_level",
+        "deflate level of change_score; 0 = uncompressed (scores are noise-like: deflate saves ~10%)",
         {.range = {0, 9}}),
 });
 
@@ -934,11 +998,22 @@ void validate_in(const JobConfig& config, const std::string& source) {
                      ") must be smaller than tiling.tile_size (" +
                      std::to_string(config.tiling.tile_size) + ")");
   }
-  // A tile's mask equals the whole-scene mask only if the halo covers the opening's reach.
-  if (config.tiling.halo < config.detect.cva_radius + 2 * config.threshold.open_radius) {
+  // A tile's mask equals the whole-scene mask only if the halo covers the detector's and the
+  // opening's reach.
+  if (config.tiling.halo < detect_radius(config.detect) + 2 * config.threshold.open_radius) {
     fail(source, "tiling.halo (" + std::to_string(config.tiling.halo) +
-                     ") must be at least detect.cva_radius + 2 x threshold.open_radius (" +
-                     std::to_string(config.detect.cva_radius + 2 * config.threshold.open_radius) + ")");
+                     ") must be at least the radius of detector " + config.detect.method + " (" +
+                     std::to_string(detect_radius(config.detect)) + ") + 2 x threshold.open_radius (" +
+                     std::to_string(detect_radius(config.detect) + 2 * config.threshold.open_radius) + ")");
+  }
+  const DetectConfig& d = config.detect;
+  if (d.method == "ensemble" && !(d.ensemble_cva + d.ensemble_log_ratio + d.ensemble_irmad + d.ensemble_ssim +
+                                      d.ensemble_texture + d.ensemble_ttest >
+                                  0)) {
+    fail(source, "detect.method ensemble needs at least one detect.ensemble_* weight > 0");
+  }
+  if (!(config.radiometry.irmad_no_change_probability < 1)) {
+    fail(source, "radiometry.irmad_no_change_probability must be < 1 (no pixel has a no-change probability above 1)");
   }
   const InputConfig& input = config.input;
   if (input.pre_bands.size() != input.post_bands.size()) {
@@ -1147,6 +1222,25 @@ void apply_overrides(JobConfig& config, const std::vector<std::string>& override
 }
 
 void validate(const JobConfig& config) { validate_in(config, "config"); }
+
+int detect_radius(const DetectConfig& d) {
+  if (d.method == "cva") return d.cva_radius;
+  if (d.method == "log-ratio") return d.log_ratio_radius;
+  if (d.method == "irmad") return 0;
+  if (d.method == "ssim") return d.ssim_radius;
+  if (d.method == "texture") return d.texture_radius + 1;  // + the central-difference gradient
+  if (d.method == "ttest") return d.ttest_radius;
+  if (d.method == "ensemble") {
+    int r = 0;
+    if (d.ensemble_cva > 0) r = std::max(r, d.cva_radius);
+    if (d.ensemble_log_ratio > 0) r = std::max(r, d.log_ratio_radius);
+    if (d.ensemble_ssim > 0) r = std::max(r, d.ssim_radius);
+    if (d.ensemble_texture > 0) r = std::max(r, d.texture_radius + 1);
+    if (d.ensemble_ttest > 0) r = std::max(r, d.ttest_radius);
+    return r;
+  }
+  return 0;
+}
 
 std::string to_yaml(const JobConfig& config) {
   std::string out = "# aftermath job configuration (every key; see `aftermath describe-config`)\n";

@@ -3,10 +3,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/imgproc.hpp>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/core/util.hpp"
@@ -83,27 +82,35 @@ void check_pair(const BandPair& p, const char* who) {
     throw Error(ErrorKind::internal, std::string(who) + ": validity mask is not CV_8U");
   }
   for (std::size_t k = 0; k < p.pre.size(); ++k) {
-    if (p.pre[k].type() != CV_32F || p.post[k].type() != CV_32F || p.pre[k].size() != p.valid.size() ||
-        p.post[k].size() != p.valid.size()) {
-      throw Error(ErrorKind::internal, std::string(who) + ": bands must be CV_32F of the validity mask's size");
+    if (p.pre[k].type() != CV_32F || p.post[k].type() != CV_32F ||
+        p.pre[k].size() != p.valid.size() || p.post[k].size() != p.valid.size()) {
+      throw Error(ErrorKind::internal,
+                  std::string(who) + ": bands must be CV_32F of the validity mask's size");
     }
   }
 }
 
 /// Change-vector analysis. Per band b: d = post - pre, z = (d - median_b) / sigma_b with
-/// sigma_b = the no-change scale of d over the fit samples (see no_change_sigma); m^2 = mean_b z^2; score = m^2 / (m^2 + s^2).
+/// sigma_b = the no-change scale of d over the fit samples (see no_change_sigma); m^2 = mean_b z^2;
+/// score = m^2 / (m^2 + s^2).
 ///
 /// sigma floor: sigma_b >= 1e-4 * (1 + median |pre_b|) (and >= 1e-12). This is far above the
 /// float32 rounding of normalised values (~1e-7 relative) and far below any sensor noise, so a
 /// constant or noise-free scene never divides by zero and rounding residue never scores as change.
+///
+/// With `log_ratio`, the bands are first mapped to ln(max(x, 0) + e_b), e_b = 1% of the median
+/// pre value of band b over the fit samples (at least 1e-6): the difference becomes the log ratio.
 class CvaDetector final : public Detector {
  public:
-  CvaDetector(int radius, double half_score_sigma)
-      : radius_(radius), s2_(half_score_sigma * half_score_sigma) {}
+  CvaDetector(int radius, double half_score_sigma, bool log_ratio)
+      : radius_(radius), s2_(half_score_sigma * half_score_sigma), log_ratio_(log_ratio) {}
 
-  std::string name() const override { return "cva"; }
+  std::string name() const override { return log_ratio_ ? "log-ratio" : "cva"; }
 
-  void fit(const std::vector<BandPair>& samples) override {
+  void fit(const std::vector<BandPair>& raw_samples) override {
+    std::vector<BandPair> logs;
+    if (log_ratio_) fit_log_offsets(raw_samples, logs);
+    const std::vector<BandPair>& samples = log_ratio_ ? logs : raw_samples;
     std::size_t bands = 0;
     bool have_bands = false;
     for (const auto& s : samples) {
@@ -142,7 +149,8 @@ class CvaDetector final : public Detector {
           }
         }
       }
-      if (d.empty()) continue;  // no valid sample: median 0, sigma 1 (nothing valid to score anyway)
+      if (d.empty())
+        continue;  // no valid sample: median 0, sigma 1 (nothing valid to score anyway)
       const double med = median_of(d);
       for (double& x : d) x = std::abs(x - med);
       const double floor = std::max(1e-12, 1e-4 * (1.0 + median_of(mag)));
@@ -152,9 +160,12 @@ class CvaDetector final : public Detector {
     fitted_ = true;
   }
 
-  cv::Mat score(const BandPair& w) const override {
+  cv::Mat score(const BandPair& raw) const override {
     if (!fitted_) throw Error(ErrorKind::internal, "cva: score() called before fit()");
-    check_pair(w, "cva score");
+    check_pair(raw, "cva score");
+    BandPair logs;
+    if (log_ratio_) logs = to_log(raw);
+    const BandPair& w = log_ratio_ ? logs : raw;
     if (w.pre.size() != median_.size()) {
       throw Error(ErrorKind::internal, "cva score: band count differs from the fit");
     }
@@ -183,10 +194,9 @@ class CvaDetector final : public Detector {
         }
         m2 /= static_cast<double>(bands);
         double s;
-        if (std::isnan(m2)) {
-          s = 0.0;  // non-finite input at a "valid" pixel: no evidence of change
-        } else if (std::isinf(m2)) {
-          s = 1.0;
+        if (!std::isfinite(m2)) {
+          s = 0.0;  // non-finite input at a "valid" pixel: no evidence of change (as every
+                    // detector)
         } else {
           s = m2 / (m2 + s2_);
         }
@@ -199,8 +209,60 @@ class CvaDetector final : public Detector {
   int radius() const override { return radius_; }
 
  private:
+  /// e_b from the pre bands of the samples, then the samples mapped to logs.
+  void fit_log_offsets(const std::vector<BandPair>& samples, std::vector<BandPair>& logs) {
+    std::size_t bands = 0;
+    for (const auto& s : samples) bands = std::max(bands, s.pre.size());
+    log_offset_.assign(bands, 1e-6);
+    std::vector<double> v;
+    for (std::size_t b = 0; b < bands; ++b) {
+      v.clear();
+      for (const auto& s : samples) {
+        if (s.pre.size() != bands) continue;
+        for (int r = 0; r < s.valid.rows; ++r) {
+          const auto* ok = s.valid.ptr<std::uint8_t>(r);
+          const auto* x = s.pre[b].ptr<float>(r);
+          for (int c = 0; c < s.valid.cols; ++c) {
+            if (ok[c] && std::isfinite(x[c])) v.push_back(std::max(0.0f, x[c]));
+          }
+        }
+      }
+      if (!v.empty()) log_offset_[b] = std::max(1e-6, 0.01 * median_of(v));
+    }
+    for (const auto& s : samples) logs.push_back(s.pre.size() == bands ? to_log(s) : s);
+  }
+
+  BandPair to_log(const BandPair& p) const {
+    if (p.pre.size() != log_offset_.size()) {
+      throw Error(ErrorKind::internal, "log-ratio: band count differs from the fit");
+    }
+    BandPair out;
+    out.valid = p.valid;
+    auto map = [&](const std::vector<cv::Mat>& in, std::vector<cv::Mat>& dst) {
+      for (std::size_t b = 0; b < in.size(); ++b) {
+        cv::Mat m(in[b].size(), CV_32F);
+        const double e = log_offset_[b];
+        for (int r = 0; r < m.rows; ++r) {
+          const auto* x = in[b].ptr<float>(r);
+          auto* o = m.ptr<float>(r);
+          // NaN stays NaN (max would hide it); negative values (noise around 0) clip to 0.
+          for (int c = 0; c < m.cols; ++c) {
+            o[c] = std::isnan(x[c]) ? x[c]
+                                    : static_cast<float>(std::log(std::max(0.0, double{x[c]}) + e));
+          }
+        }
+        dst.push_back(m);
+      }
+    };
+    map(p.pre, out.pre);
+    map(p.post, out.post);
+    return out;
+  }
+
   int radius_;
   double s2_;
+  bool log_ratio_;
+  std::vector<double> log_offset_;
   bool fitted_ = false;
   std::vector<double> median_;
   std::vector<double> sigma_;
@@ -208,15 +270,12 @@ class CvaDetector final : public Detector {
 
 }  // namespace
 
-std::unique_ptr<Detector> make_detector(const DetectConfig& config) {
-  if (config.method == "cva") {
-    if (!(config.cva_half_score_sigma > 0) || !std::isfinite(config.cva_half_score_sigma)) {
-      throw Error(ErrorKind::usage, "detect.cva_half_score_sigma must be a positive number");
-    }
-    if (config.cva_radius < 0) throw Error(ErrorKind::usage, "detect.cva_radius must be >= 0");
-    return std::make_unique<CvaDetector>(config.cva_radius, config.cva_half_score_sigma);
-  }
-  throw Error(ErrorKind::usage, "unknown detector '" + config.method + "' (detect.method; known: cva)");
+namespace detect {
+
+std::unique_ptr<Detector> make_cva(int radius, double half_score_sigma, bool log_ratio) {
+  return std::make_unique<CvaDetector>(radius, half_score_sigma, log_ratio);
 }
+
+}  // namespace detect
 
 }  // namespace aftermath

@@ -8,6 +8,7 @@
 #include <tbb/parallel_pipeline.h>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/detect/detector.hpp"
 #include "aftermath/io/output_read.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
@@ -16,21 +17,38 @@ namespace aftermath::engine {
 
 std::vector<LayerSpec> output_layers(const JobConfig& cfg) {
   return {
-      {"change_score", LayerType::float32, kScoreFill,
-       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {}},
+      {"change_score", LayerType::uint16, double(kScoreCodeInvalid),
+       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {},
+       kScoreCodeScale, cfg.output.score_deflate_level},
       {"damage_mask", LayerType::uint8, kMaskInvalid, "damage mask (score >= threshold, opened)", "", {0, 1, 255},
        "unchanged changed invalid"},
   };
+}
+
+std::vector<LayerSpec> detector_output_layers(const JobConfig& cfg) {
+  std::vector<LayerSpec> out;
+  for (const auto& l : detector_layers(cfg.detect)) {
+    out.push_back({l.name, LayerType::float32, kDetectorLayerFill, l.long_name, l.units, {}, {}});
+  }
+  return out;
+}
+
+cv::Mat read_scores(const Hdf5Reader& reader, const Window& window) {
+  const cv::Mat stored = reader.layer("change_score", window);
+  return stored.type() == CV_16U ? decode_scores(stored, kScoreFill) : stored;
 }
 
 void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   const JobConfig& cfg = *ctx.config;
   const auto& layers = *ctx.layers;
   const Tile& t = w.tile;
-  cv::Mat mask = damage_mask(w.score, w.valid, ctx.threshold, cfg.threshold.open_radius);
+  // Everything downstream sees the stored codes, so a rescore (which only has the codes) makes
+  // exactly the run's mask, sums and classes.
+  const cv::Mat codes = w.score.type() == CV_16U ? w.score : encode_scores(w.score, w.valid);
+  cv::Mat mask = damage_mask_from_codes(codes, ctx.threshold, cfg.threshold.open_radius);
   const cv::Rect core = t.core_in_outer();
-  cv::Mat score_core = w.score(core).clone(), valid_core = w.valid(core), mask_core = mask(core);
-  score_core.setTo(kScoreFill, valid_core == 0);
+  const cv::Mat codes_core = codes(core), mask_core = mask(core);
+  const cv::Mat valid_core = mask_core != kMaskInvalid;
   w.valid_count = cv::countNonZero(valid_core);
   w.changed_count = cv::countNonZero(mask_core == kMaskChanged);
   w.chunks.clear();
@@ -38,11 +56,19 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
     w.chunks.push_back(std::move(*w.score_chunk));
     w.score_chunk.reset();
   } else {
-    w.chunks.push_back(encode_chunk(layers[0], score_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+    w.chunks.push_back(encode_chunk(layers[0], codes_core, cfg.tiling.tile_size, cfg.output.deflate_level));
   }
   w.chunks.push_back(encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+  if (layers.size() < 2 + w.detector_layers.size()) throw Error(ErrorKind::internal, "classify: more detector layers than outputs");
+  for (std::size_t k = 0; k < w.detector_layers.size(); ++k) {
+    cv::Mat layer_core = w.detector_layers[k](core).clone();
+    layer_core.setTo(kDetectorLayerFill, valid_core == 0);
+    w.chunks.push_back(encode_chunk(layers[2 + k], layer_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+  }
+  w.detector_layers.clear();
   if (ctx.features && !ctx.features->empty()) {
-    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, score_core, valid_core, mask_core);
+    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, decode_scores(codes_core, 0.0f),
+                                 valid_core, mask_core);
   }
   w.score.release();
   w.valid.release();

@@ -17,15 +17,25 @@
 #include "aftermath/core/footprint.hpp"
 #include "aftermath/core/grid.hpp"
 #include "aftermath/core/util.hpp"
+#include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/hdf5_writer.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 
 namespace aftermath::engine {
 
-constexpr float kScoreFill = -1.0f;  // _FillValue of change_score: invalid pixel
+constexpr float kScoreFill = -1.0f;  // an invalid pixel's score once decoded (decode_scores)
+constexpr float kDetectorLayerFill = -9999.0f;  // _FillValue of the detectors' extra layers
 
-/// The two output layers: change_score (float32, fill -1) and damage_mask (uint8).
+/// The two output layers: change_score (uint16 codes, CF-packed: score = code x 2^-16, fill 65535;
+/// deflated at output.score_deflate_level) and damage_mask (uint8).
 std::vector<LayerSpec> output_layers(const JobConfig& config);
+/// The configured detector's extra layers (e.g. ttest_t), float32, fill kDetectorLayerFill; `run`
+/// writes them after output_layers() (classify_tile encodes them from TileWork::detector_layers).
+std::vector<LayerSpec> detector_output_layers(const JobConfig& config);
+
+/// change_score of an output over `window` (grid pixels) as CV_32F scores, invalid pixels
+/// kScoreFill (-1): the uint16 codes decoded (a float32 layer of an older output as stored).
+cv::Mat read_scores(const Hdf5Reader& reader, const Window& window);
 
 /// What the classify step needs, fixed for a job.
 struct ClassifyContext {
@@ -39,8 +49,10 @@ struct ClassifyContext {
 /// One tile through the pipeline.
 struct TileWork {
   Tile tile;
-  cv::Mat score;  ///< outer window, CV_32F (invalid pixels: any value)
-  cv::Mat valid;  ///< outer window, CV_8U 255 = valid
+  /// Outer window: CV_32F scores with `valid` (CV_8U 255 = valid; invalid pixels' scores are any
+  /// value), or CV_16U stored codes (encode_scores), whose validity is in the codes.
+  cv::Mat score;
+  cv::Mat valid;
   /// When set, the stored encoding of the change_score core, used as is (byte-identical to what
   /// encode_chunk gives for the same core and deflate level) instead of re-encoding it.
   std::optional<EncodedChunk> score_chunk;
@@ -49,6 +61,8 @@ struct TileWork {
   std::vector<FeaturePartial> partials;
   std::int64_t valid_count = 0, changed_count = 0;
   std::shared_ptr<void> extra;  ///< per-job payload (e.g. the run's quicklook pieces)
+  /// Outer window, CV_32F: the detector's extra layers, encoded after the two output layers.
+  std::vector<cv::Mat> detector_layers;
 };
 
 /// score + validity (outer window) -> damage mask (opening needs the halo) -> core -> chunks and

@@ -77,7 +77,7 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
       const Window w{0, y, grid.width, std::min(strip, grid.height - y)};
       const SceneWindow t = truth.read(w);
       const cv::Mat mask = reader.layer("damage_mask", w);
-      const cv::Mat score = reader.layer("change_score", w);
+      const cv::Mat score = engine::read_scores(reader, w);
       for (int r = 0; r < w.height; ++r) {
         const auto* tv = t.bands[0].ptr<float>(r);
         const auto* tok = t.valid.ptr<std::uint8_t>(r);

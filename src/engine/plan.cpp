@@ -40,7 +40,10 @@ void check_output(const RunRequest& request) {
   }
   // Writing over an input (directly or through a link) would destroy it.
   const std::string out_real = canonical_or_empty(request.out);
-  for (const auto* in : {&request.pre, &request.post, &request.footprints}) {
+  std::vector<const std::string*> inputs{&request.pre, &request.post, &request.footprints};
+  for (const auto& p : request.more_pre) inputs.push_back(&p);
+  for (const auto& p : request.more_post) inputs.push_back(&p);
+  for (const auto* in : inputs) {
     if (in->empty()) continue;
     if (!out_real.empty() && out_real == canonical_or_empty(*in)) {
       throw_usage(fmt::format("output {} is the input {} (refusing to overwrite an input)",
@@ -93,6 +96,32 @@ Plan make_plan(const RunRequest& request) {
       throw_input(fmt::format("input.post_bands names band {} but {} has {} bands", b, request.post, plan.post.band_count));
     }
   }
+  // Further scenes of a side (stacks) are read with that side's bands: they need the same bands
+  // (and, without georeferencing, the same size) as the side's first scene.
+  auto open_more = [&](const std::vector<std::string>& paths, const SceneInfo& first, const std::string& first_path,
+                       const std::vector<int>& bands, const char* side, std::vector<SceneInfo>& out) {
+    for (const auto& path : paths) {
+      SceneInfo s = open_scene(path, cfg.input);
+      if (bands.empty() && s.data_band_count != first.data_band_count) {
+        throw_input(fmt::format("{} scene {} has {} bands and {} has {}: every {} scene needs the same bands",
+                                side, path, s.data_band_count, first_path, first.data_band_count, side));
+      }
+      for (int b : bands) {
+        if (b > s.band_count) {
+          throw_input(fmt::format("input.{}_bands names band {} but {} has {} bands", side, b, path, s.band_count));
+        }
+      }
+      if (s.georeferenced != first.georeferenced ||
+          (!s.georeferenced && (s.grid.width != first.grid.width || s.grid.height != first.grid.height))) {
+        throw_input(fmt::format("{} scene {} does not match {}: both georeferenced, or both plain pixel grids "
+                                "of the same size",
+                                side, path, first_path));
+      }
+      out.push_back(std::move(s));
+    }
+  };
+  open_more(request.more_pre, plan.pre, request.pre, cfg.input.pre_bands, "pre", plan.more_pre);
+  open_more(request.more_post, plan.post, request.post, cfg.input.post_bands, "post", plan.more_post);
 
   // Non-georeferenced pairs: accepted only both together and of equal size, as a pixel grid.
   if (plan.pre.georeferenced != plan.post.georeferenced) {

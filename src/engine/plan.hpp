@@ -11,6 +11,7 @@ namespace aftermath::engine {
 
 struct Plan {
   SceneInfo pre, post;
+  std::vector<SceneInfo> more_pre, more_post;  ///< RunRequest::more_pre/more_post, read like pre/post
   Grid grid;  ///< the analysis grid: the overlap, on the pre scene's grid unless configured
   ReadOptions pre_read, post_read;
   std::vector<std::string> warnings;

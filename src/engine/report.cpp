@@ -16,6 +16,7 @@
 #include "aftermath/io/output_read.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
+#include "classify.hpp"
 
 namespace aftermath {
 
@@ -257,7 +258,7 @@ std::vector<std::string> write_report(const ReportRequest& req) {
       notes += "<p class=\"note\">" + esc(name + " quicklook omitted: " + e.what()) + "</p>\n";
     }
   }
-  const cv::Mat score = downsample(grid, size, CV_32F, [&](const Window& w) { return reader.layer("change_score", w); });
+  const cv::Mat score = downsample(grid, size, CV_32F, [&](const Window& w) { return engine::read_scores(reader, w); });
   {
     cv::Mat s8, valid = score >= 0, col;
     cv::Mat clipped;

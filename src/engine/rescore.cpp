@@ -4,7 +4,9 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -20,6 +22,7 @@
 #include "aftermath/io/output_read.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
+#include "alignment.hpp"
 #include "classify.hpp"
 
 namespace aftermath {
@@ -35,8 +38,18 @@ struct LazyChunk {
   cv::Mat decoded;
 };
 
+// The stored change_score codes (CV_16U); older outputs held float scores and cannot be rescored.
+cv::Mat stored_codes(const cv::Mat& layer, const std::string& path) {
+  if (layer.type() != CV_16U) {
+    throw Error(ErrorKind::input, path + ": change_score is not stored as uint16 codes (an output of an older "
+                                         "aftermath): run it again to rescore");
+  }
+  return layer;
+}
+
 struct RescoreTile {
   std::vector<std::pair<Window, std::shared_ptr<LazyChunk>>> chunks;  // chunk window on the grid
+  std::optional<EncodedChunk> misregistration;  // the stored chunk of the tile's core, carried over
 };
 
 }  // namespace
@@ -69,7 +82,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   cfg.damage = wanted.damage;
   cfg.output = wanted.output;
   cfg.tiling.tiles_in_flight = wanted.tiling.tiles_in_flight;
-  cfg.tiling.halo = std::max(stored.tiling.halo, stored.detect.cva_radius + 2 * cfg.threshold.open_radius);
+  cfg.tiling.halo = std::max(stored.tiling.halo, detect_radius(stored.detect) + 2 * cfg.threshold.open_radius);
   {
     std::vector<std::string> ignored;
     if (!(wanted.grid == stored.grid)) ignored.push_back("grid");
@@ -106,8 +119,9 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       const Window centre = Window{w.x + (w.width - sw) / 2, w.y + (w.height - sh) / 2, sw, sh}.intersect(
           Window{0, 0, grid.width, grid.height});
       if (centre.empty()) continue;
-      const cv::Mat s = reader.layer("change_score", centre);
-      hist.add(s, s != engine::kScoreFill);
+      cv::Mat valid;
+      const cv::Mat s = decode_scores(stored_codes(reader.layer("change_score", centre), req.input), 0.0f, &valid);
+      hist.add(s, valid);
     }
     threshold = resolve_threshold(cfg.threshold, hist);
   }
@@ -117,13 +131,24 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
   const FootprintIndex index(features, tiles);
   FootprintAccumulator accumulator(features.size());
-  const std::vector<LayerSpec> layers = engine::output_layers(cfg);
+  std::vector<LayerSpec> layers = engine::output_layers(cfg);
+  // The misregistration layer does not depend on thresholds: its chunks are carried over.
+  std::unique_ptr<Hdf5ChunkReader> misreg;
+  const int misreg_index = reader.has("/misregistration") ? static_cast<int>(layers.size()) : -1;
+  if (misreg_index >= 0) {
+    layers.push_back(engine::misregistration_layer());
+    misreg = std::make_unique<Hdf5ChunkReader>(req.input, "misregistration");
+  }
   Hdf5ChunkReader chunks(req.input, "change_score");
   if (chunks.chunk_size() != cfg.tiling.tile_size) {
     throw Error(ErrorKind::input, req.input + ": change_score chunks are not the stored tile size");
   }
-  const bool reuse_score_chunks =
-      chunks.filtered() == (cfg.output.deflate_level > 0) && chunks.deflate_level() == cfg.output.deflate_level;
+  if (layers[0].type != LayerType::uint16 || chunks.element_size() != 2) {
+    throw Error(ErrorKind::input, req.input + ": change_score is not stored as uint16 codes (an output of an older "
+                                              "aftermath): run it again to rescore");
+  }
+  const int score_level = cfg.output.score_deflate_level;
+  const bool reuse_score_chunks = chunks.filtered() == (score_level > 0) && chunks.deflate_level() == score_level;
 
   const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -153,6 +178,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
         if (idx == t.index && reuse_score_chunks) w.score_chunk = slot->raw;
       }
     }
+    if (misreg) rt->misregistration = misreg->read(t.core.x, t.core.y);
     // Chunks of rows above r0 are not needed by later tiles.
     while (!cache.empty() && cache.begin()->first / tiles.cols() < r0) cache.erase(cache.begin());
     w.extra = std::move(rt);
@@ -161,7 +187,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   stages.compute = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
     const auto* rt = static_cast<const RescoreTile*>(w.extra.get());
-    w.score.create(t.outer.height, t.outer.width, CV_32F);
+    w.score.create(t.outer.height, t.outer.width, CV_16U);  // codes: classify reads validity from them
     for (const auto& entry : rt->chunks) {
       // Named, not a structured binding: clang 14 (the fuzz build) cannot capture those.
       const Window& cw = entry.first;
@@ -171,13 +197,24 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       lc->decoded(cv::Rect(part.x - cw.x, part.y - cw.y, part.width, part.height))
           .copyTo(w.score(cv::Rect(part.x - t.outer.x, part.y - t.outer.y, part.width, part.height)));
     }
-    cv::compare(w.score, engine::kScoreFill, w.valid, cv::CMP_NE);
-    w.extra.reset();
+    std::shared_ptr<EncodedChunk> carried;
+    if (rt->misregistration) {
+      const bool same_filters = misreg->filtered() == (cfg.output.deflate_level > 0) &&
+                                misreg->deflate_level() == cfg.output.deflate_level;
+      carried = std::make_shared<EncodedChunk>(
+          same_filters ? *rt->misregistration
+                       : encode_chunk(layers[static_cast<std::size_t>(misreg_index)],
+                                      decode_chunk(layers[static_cast<std::size_t>(misreg_index)], *rt->misregistration,
+                                                   ts, misreg->filtered())(cv::Rect(0, 0, t.core.width, t.core.height)),
+                                      ts, cfg.output.deflate_level));
+    }
+    w.extra = std::move(carried);
   };
   int written = 0;
   stages.store = [&](engine::TileWork& w) {
     try {
       for (std::size_t l = 0; l < w.chunks.size(); ++l) writer.write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+      if (w.extra) writer.write_chunk(misreg_index, w.tile, *static_cast<const EncodedChunk*>(w.extra.get()));
     } catch (const Error& e) {
       throw e.with_context("write", {}, w.tile.index);
     }
@@ -201,14 +238,27 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     if (reader.has("/alignment/tie_points")) {
       // Columns in the run's order (the dimension scale lists its datasets in attach order).
       Table tp = read_table(req.input, "alignment/tie_points", "tie_point");
-      static const std::vector<std::string> order = {"x", "y", "window_size", "shift_x", "shift_y",
-                                                     "peak", "residual", "kept", "reason"};
+      static const std::vector<std::string> order = {"x",    "y",           "window_size", "shift_x",
+                                                     "shift_y", "peak",     "residual",    "kept",
+                                                     "reason",  "psr",      "ssim_before", "ssim_after",
+                                                     "cv_residual"};
       const auto rank = [&](const Column& c) {
         return std::find(order.begin(), order.end(), c.name) - order.begin();
       };
       std::stable_sort(tp.columns.begin(), tp.columns.end(),
                        [&](const Column& a, const Column& b) { return rank(a) < rank(b); });
       writer.write_table(tp);
+    }
+    if (reader.has("/alignment/lattice")) {
+      Table lattice = read_table(req.input, "alignment/lattice", "node");
+      static const std::vector<std::string> order = {"x", "y", "dx", "dy", "sigma"};
+      const auto rank = [&](const Column& c) { return std::find(order.begin(), order.end(), c.name) - order.begin(); };
+      std::stable_sort(lattice.columns.begin(), lattice.columns.end(),
+                       [&](const Column& a, const Column& b) { return rank(a) < rank(b); });
+      writer.write_table(lattice);
+      for (const auto& [k, v] : read_attributes(req.input, "/alignment/lattice")) {
+        writer.set_attribute("/alignment/lattice", k, v);
+      }
     }
     if (reader.has("/alignment")) {
       for (const auto& [k, v] : read_attributes(req.input, "/alignment")) writer.set_attribute("/alignment", k, v);

@@ -28,6 +28,7 @@
 #include "aftermath/radiometry/normalisation.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 #include "aftermath/score/threshold.hpp"
+#include "alignment.hpp"
 #include "classify.hpp"
 #include "plan.hpp"
 #include "quicklook.hpp"
@@ -59,12 +60,13 @@ double seconds_since(Clock::time_point t0) {
 struct Readers {
   SceneReader pre;
   SceneReader post;
+  std::vector<SceneReader> more_pre, more_post;  // stacks (RunRequest::more_pre/more_post)
 };
 
 // Everything the estimate stage learns, used read-only by the parallel tile stage.
 struct JobModel {
   Registration registration;
-  LinearNormalisation normalisation;
+  Normalisation normalisation;
   std::unique_ptr<Detector> detector;
   double threshold = 0.5;
   engine::Stretch pre_stretch, post_stretch;
@@ -78,11 +80,10 @@ struct NonFiniteCounts {
 // Reads one window of both scenes, the post aligned onto the pre grid and normalised. With
 // `count`, the non-finite pixels of both scenes inside `count_region` (a grid window) are added.
 BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
-                   const LinearNormalisation* norm, NonFiniteCounts* count = nullptr,
+                   const Normalisation* norm, NonFiniteCounts* count = nullptr,
                    const Window& count_region = {}) {
   SceneWindow pre = r.pre.read(w);
-  const int margin = registration_margin(reg);
-  const Window src = w.grown(margin);
+  const Window src = registration_source(reg, w);  // the tile mapped by the model, plus the taps
   SceneWindow post = r.post.read(src);
   if (count) {
     auto in = [&](const cv::Mat& m, const Window& read) -> std::int64_t {
@@ -99,6 +100,22 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
   pair.pre = std::move(pre.bands);
   cv::bitwise_and(pre.valid, post_valid, pair.valid);
   if (norm) aftermath::apply(*norm, pair.post);
+  // Stacks: a pixel is valid only where every scene is. Further post scenes are read and
+  // registered like the post scene (assumed co-registered with it).
+  for (auto& reader : r.more_pre) {
+    SceneWindow s = reader.read(w);
+    cv::bitwise_and(pair.valid, s.valid, pair.valid);
+    pair.more_pre.push_back(std::move(s.bands));
+  }
+  for (auto& reader : r.more_post) {
+    SceneWindow s = reader.read(src);
+    std::vector<cv::Mat> bands;
+    cv::Mat valid;
+    apply_registration(reg, s.bands, s.valid, src, w, bands, valid);
+    cv::bitwise_and(pair.valid, valid, pair.valid);
+    if (norm) aftermath::apply(*norm, bands);
+    pair.more_post.push_back(std::move(bands));
+  }
   return pair;
 }
 
@@ -107,6 +124,7 @@ struct RunTileExtra {
   cv::Rect rect;
   cv::Mat pre, post, score;
   NonFiniteCounts non_finite;
+  EncodedChunk misregistration;
 };
 
 
@@ -133,37 +151,6 @@ void parallel_for_each_index(tbb::task_arena& arena, std::size_t n, Body&& body)
   if (done.load(std::memory_order_acquire) != n) throw Error(ErrorKind::internal, "parallel_for incomplete");
 }
 
-Table tie_point_table(const Registration& reg) {
-  Table t;
-  t.group = "alignment/tie_points";
-  t.dimension = "tie_point";
-  const std::size_t n = reg.ties.size();
-  std::vector<double> x(n), y(n), size(n), sx(n), sy(n), peak(n), residual(n);
-  std::vector<std::uint8_t> kept(n);
-  std::vector<std::string> reason(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto& tp = reg.ties[i];
-    x[i] = tp.window.x + tp.window.width / 2.0;
-    y[i] = tp.window.y + tp.window.height / 2.0;
-    size[i] = tp.window.width;
-    sx[i] = tp.shift.x;
-    sy[i] = tp.shift.y;
-    peak[i] = tp.peak;
-    residual[i] = tp.residual;
-    kept[i] = tp.kept ? 1 : 0;
-    reason[i] = tp.reason;
-  }
-  t.columns.push_back({"x", x, "window centre, column of the analysis grid", "pixel", {}});
-  t.columns.push_back({"y", y, "window centre, row of the analysis grid", "pixel", {}});
-  t.columns.push_back({"window_size", size, "window side", "pixel", {}});
-  t.columns.push_back({"shift_x", sx, "measured shift, columns (post(p+s) = pre(p))", "pixel", {}});
-  t.columns.push_back({"shift_y", sy, "measured shift, rows", "pixel", {}});
-  t.columns.push_back({"peak", peak, "normalised phase-correlation peak", "1", {}});
-  t.columns.push_back({"residual", residual, "distance from the model shift", "pixel", {}});
-  t.columns.push_back({"kept", kept, "used by the model", "", {}});
-  t.columns.push_back({"reason", reason, "why the tie point was dropped", "", {}});
-  return t;
-}
 
 }  // namespace
 
@@ -175,6 +162,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
 
   // ---- plan: validate everything before reading a pixel --------------------------------
   validate(cfg);
+  if ((!req.more_pre.empty() || !req.more_post.empty()) && cfg.detect.method != "ttest" &&
+      !(cfg.detect.method == "ensemble" && cfg.detect.ensemble_ttest > 0)) {
+    throw Error(ErrorKind::usage, "several scenes per side (--pre/--post given more than once) need detect.method "
+                                  "ttest (or an ensemble with detect.ensemble_ttest > 0)");
+  }
   engine::check_output(req);
   if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
     throw_input(fmt::format("footprints file {} does not exist", req.footprints));
@@ -218,7 +210,13 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   tbb::enumerable_thread_specific<std::optional<Readers>> readers;
   auto thread_readers = [&]() -> Readers& {
     auto& slot = readers.local();
-    if (!slot) slot.emplace(Readers{SceneReader(plan.pre, grid, plan.pre_read), SceneReader(plan.post, grid, plan.post_read)});
+    if (!slot) {
+      std::vector<SceneReader> more_pre, more_post;
+      for (const auto& s : plan.more_pre) more_pre.emplace_back(s, grid, plan.pre_read);
+      for (const auto& s : plan.more_post) more_post.emplace_back(s, grid, plan.post_read);
+      slot.emplace(Readers{SceneReader(plan.pre, grid, plan.pre_read), SceneReader(plan.post, grid, plan.post_read),
+                           std::move(more_pre), std::move(more_post)});
+    }
     return *slot;
   };
 
@@ -227,29 +225,18 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   JobModel model;
   const auto windows = tie_point_windows(grid.width, grid.height, cfg.align);
   try {
-    std::vector<TiePoint> ties(windows.size());
-    if (cfg.align.enabled) {
-      parallel_for_each_index(arena, windows.size(), [&](std::size_t i) {
+    if (!req.alignment.empty()) {
+      // A stored model (aftermath align --out): reused as is, on the same analysis grid.
+      model.registration = engine::read_alignment(req.alignment, grid);
+      spdlog::info("alignment: reusing the {} model stored in {}", model.registration.model, req.alignment);
+    } else if (cfg.align.enabled) {
+      const WindowReader read_intensity = [&](bool post, const Window& w) {
         Readers& r = thread_readers();
-        const SceneWindow a = r.pre.read(windows[i]);
-        const SceneWindow b = r.post.read(windows[i]);
-        ties[i] = measure_tie_point(windows[i], to_intensity(a.bands), a.valid, to_intensity(b.bands),
-                                    b.valid, cfg.align);
-      });
-      model.registration = fit_translation(std::move(ties), cfg.align);
-      // Misregistration larger than the configured search is a failure, not "no texture": most
-      // windows saw a clear peak beyond max_shift_px, so aligning (or not) would both be wrong.
-      const auto& fitted = model.registration;
-      const auto beyond = std::count_if(fitted.ties.begin(), fitted.ties.end(), [](const TiePoint& t) {
-        return t.reason == "shift beyond max_shift_px";
-      });
-      if (fitted.kept == 0 && beyond > 0 && 2 * static_cast<std::size_t>(beyond) > fitted.ties.size()) {
-        throw Error(ErrorKind::input,
-                    fmt::format("co-registration failed: the post scene {} is shifted by more than "
-                                "align.max_shift_px = {} px in {} of {} tie-point windows (raise "
-                                "align.max_shift_px)",
-                                req.post, cfg.align.max_shift_px, beyond, fitted.ties.size()));
-      }
+        const SceneWindow s = post ? r.post.read(w) : r.pre.read(w);
+        return IntensityWindow{to_intensity(s.bands), s.valid};
+      };
+      model.registration =
+          engine::estimate_alignment(grid, cfg, read_intensity, engine::arena_for_each(arena), req.post);
       if (!model.registration.warning.empty()) {
         spdlog::warn("{}", model.registration.warning);
         summary.warnings.push_back(model.registration.warning);
@@ -292,12 +279,24 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       for (auto& s : samples) vs.push_back(s.valid.reshape(1, 1));
       if (!vs.empty()) cv::hconcat(vs, valid_cat);
     }
-    model.normalisation = fit_robust_linear(pre_cat, post_cat, valid_cat);
+    model.normalisation = fit_normalisation(cfg.radiometry, pre_cat, post_cat, valid_cat);
+    if (model.normalisation.method == "irmad") {
+      const auto& m = model.normalisation.irmad;
+      spdlog::info("radiometry irmad: {} iterations ({}), canonical correlations [{:.4f}], {} invariant pixels",
+                   m.iterations, m.converged ? "converged" : "not converged", fmt::join(m.rho, ", "),
+                   model.normalisation.invariant_pixels);
+    }
     for (auto& s : samples) aftermath::apply(model.normalisation, s.post);
     model.detector = make_detector(cfg.detect);
     model.detector->fit(samples);
+    for (const auto& [key, values] : model.detector->fit_report()) {
+      spdlog::info("detector {}: {} = [{}]", model.detector->name(), key, fmt::join(values, ", "));
+    }
     ScoreHistogram hist;
-    for (const auto& s : samples) hist.add(model.detector->score(s), s.valid);
+    // On the stored codes' values, as a rescore sees them (its Otsu threshold is then the run's).
+    for (const auto& s : samples) {
+      hist.add(decode_scores(encode_scores(model.detector->score(s), s.valid), 0.0f), s.valid);
+    }
     model.threshold = resolve_threshold(cfg.threshold, hist);
     std::vector<std::vector<cv::Mat>> pre_bands, post_bands;
     std::vector<cv::Mat> valids;
@@ -323,7 +322,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();
-  const std::vector<LayerSpec> layers = engine::output_layers(cfg);
+  std::vector<LayerSpec> layers = engine::output_layers(cfg);
+  for (auto& l : engine::detector_output_layers(cfg)) layers.push_back(std::move(l));
+  const int misregistration_index = static_cast<int>(layers.size());
+  layers.push_back(engine::misregistration_layer());
   const FootprintIndex index(footprints.features, tiles);
   FootprintAccumulator accumulator(footprints.features.size());
   engine::Quicklook quicklook(grid.width, grid.height);
@@ -346,8 +348,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     auto q = std::make_shared<RunTileExtra>();
     BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
                               &q->non_finite, t.core);
-    w.score = model.detector->score(pair);
+    w.score = model.detector->score_with_layers(pair, w.detector_layers);
     w.valid = pair.valid;
+    q->misregistration = encode_chunk(layers[static_cast<std::size_t>(misregistration_index)],
+                                      engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer())),
+                                      cfg.tiling.tile_size, cfg.output.deflate_level);
     if (want_ql) {
       const cv::Rect core = t.core_in_outer();
       const cv::Mat valid_core = pair.valid(core);
@@ -365,6 +370,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   stages.store = [&](engine::TileWork& w) {
     try {
       for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+      writer->write_chunk(misregistration_index, w.tile,
+                          static_cast<const RunTileExtra*>(w.extra.get())->misregistration);
     } catch (const Error& e) {
       throw e.with_context("write", {}, w.tile.index);
     }
@@ -409,15 +416,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const Registration& reg = model.registration;
   try {
     writer->write_table(engine::footprint_table(footprints.features, results, grid));
-    writer->write_table(tie_point_table(reg));
-    writer->set_attribute("/alignment", "model", reg.model);
-    writer->set_attribute("/alignment", "shift_x", reg.shift.x);
-    writer->set_attribute("/alignment", "shift_y", reg.shift.y);
-    writer->set_attribute("/alignment", "rmse_before", reg.rmse_before);
-    writer->set_attribute("/alignment", "rmse_after", reg.rmse_after);
-    writer->set_attribute("/alignment", "tie_points_kept", static_cast<std::int64_t>(reg.kept));
-    writer->set_attribute("/alignment", "tie_points_dropped", static_cast<std::int64_t>(reg.dropped));
-    writer->set_attribute("/alignment", "convention", std::string("post(p + shift) = pre(p), analysis-grid pixels"));
+    engine::write_alignment(*writer, reg, grid);
+    if (!req.alignment.empty()) writer->set_attribute("/alignment", "reused_from", req.alignment);
     writer->set_attribute("/", "Conventions", std::string("CF-1.8"));
     writer->set_attribute("/", "title", std::string("aftermath change and damage layers"));
     writer->set_attribute("/", "history", fmt::format("{} aftermath {} run", utc_timestamp(), AFTERMATH_VERSION));
@@ -429,13 +429,38 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/", "config_path", req.config_path);
     writer->set_attribute("/", "detector", model.detector->name());
     writer->set_attribute("/", "threshold", model.threshold);
-    writer->set_attribute("/", "normalisation_gain", model.normalisation.gain);
-    writer->set_attribute("/", "normalisation_offset", model.normalisation.offset);
+    const Normalisation& norm = model.normalisation;
+    writer->set_attribute("/", "normalisation_method", norm.method);
+    if (norm.method == "robust-linear" || norm.method == "irmad") {
+      writer->set_attribute("/", "normalisation_gain", norm.linear.gain);
+      writer->set_attribute("/", "normalisation_offset", norm.linear.offset);
+    }
+    if (norm.method == "irmad") {
+      writer->set_attribute("/", "normalisation_irmad_iterations", static_cast<std::int64_t>(norm.irmad.iterations));
+      writer->set_attribute("/", "normalisation_irmad_converged", static_cast<std::int64_t>(norm.irmad.converged));
+      writer->set_attribute("/", "normalisation_irmad_canonical_correlations", norm.irmad.rho);
+      writer->set_attribute("/", "normalisation_invariant_pixels", norm.invariant_pixels);
+    }
+    for (const auto& [key, values] : model.detector->fit_report()) {
+      writer->set_attribute("/", "detector_" + key, values);
+    }
     writer->set_attribute("/", "created", utc_timestamp());
     writer->set_attribute("/", "input_pre", req.pre);
     writer->set_attribute("/", "input_pre_sha256", sha256_file(req.pre));
     writer->set_attribute("/", "input_post", req.post);
     writer->set_attribute("/", "input_post_sha256", sha256_file(req.post));
+    // Stacks: the further scenes, one per line, and their SHA-256 in the same order.
+    for (const auto& [key, paths] : {std::pair{std::string("input_more_pre"), &req.more_pre},
+                                     std::pair{std::string("input_more_post"), &req.more_post}}) {
+      if (paths->empty()) continue;
+      std::string names, sums;
+      for (const auto& p : *paths) {
+        names += (names.empty() ? "" : "\n") + p;
+        sums += (sums.empty() ? "" : "\n") + sha256_file(p);
+      }
+      writer->set_attribute("/", key, names);
+      writer->set_attribute("/", key + "_sha256", sums);
+    }
     if (!req.footprints.empty()) {
       writer->set_attribute("/", "input_footprints", req.footprints);
       writer->set_attribute("/", "input_footprints_sha256", sha256_file(req.footprints));
@@ -447,6 +472,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   }
   summary.output = req.out;
   summary.alignment_model = reg.model;
+  summary.alignment_method = reg.method;
   summary.shift_x = reg.shift.x;
   summary.shift_y = reg.shift.y;
   summary.rmse_before = reg.rmse_before;

@@ -119,7 +119,12 @@ std::string acquisition_datetime(const std::string& raster) {
 
 struct LayerInfo {
   std::string name;
-  bool is_float = true;
+  bool is_float = true;  ///< float32 layers and CF-packed ones (exported unpacked as float32)
+  /// CF packing (e.g. change_score: uint16 codes): value = code x scale + offset; the packed
+  /// _FillValue becomes nodata -1 in the export.
+  std::optional<double> packed_scale;
+  double packed_offset = 0;
+  double packed_fill = 0;
   std::optional<double> fill;
   std::string long_name, units, flag_meanings;
   std::vector<double> flag_values;
@@ -163,6 +168,10 @@ std::vector<LayerInfo> list_layers(const std::string& path) {
     } else if (c == H5T_INTEGER && H5Tget_size(t.get()) == 1 &&
                H5Tget_sign(t.get()) == H5T_SGN_NONE) {
       l.is_float = false;
+    } else if (c == H5T_INTEGER && H5Tget_size(t.get()) == 2 && H5Tget_sign(t.get()) == H5T_SGN_NONE &&
+               H5Aexists(d.get(), "scale_factor") > 0) {
+      l.is_float = true;
+      l.packed_scale = 1.0;  // the value is read with the other attributes
     } else {
       continue;  // not a layer type aftermath writes
     }
@@ -356,6 +365,11 @@ std::string write_cog(const Hdf5Reader& r, const Grid& grid, const LayerInfo& l,
         const Window w{x, y, std::min(kCopyWindow, grid.width - x),
                        std::min(kCopyWindow, grid.height - y)};
         cv::Mat m = r.layer(l.name, w);
+        if (l.packed_scale && m.type() == CV_16U) {  // unpack: code x scale + offset, fill -> nodata
+          const cv::Mat fill = m == l.packed_fill;
+          m.convertTo(m, CV_32F, *l.packed_scale, l.packed_offset);
+          m.setTo(*l.fill, fill);
+        }
         if ((m.type() == CV_32F) != l.is_float)
           throw Error(ErrorKind::internal, "layer " + l.name + ": unexpected type");
         if (GDALRasterIO(b, GF_Write, w.x, w.y, w.width, w.height, m.data, w.width, w.height, type,
@@ -846,6 +860,12 @@ ExportResult export_outputs(const std::string& h5_path, const std::string& out_d
   std::vector<LayerInfo> layers = list_layers(h5_path);
   for (auto& l : layers) {
     l.fill = reader.number_attribute("/" + l.name, "_FillValue");
+    if (l.packed_scale) {
+      l.packed_scale = reader.number_attribute("/" + l.name, "scale_factor").value_or(1.0);
+      l.packed_offset = reader.number_attribute("/" + l.name, "add_offset").value_or(0.0);
+      l.packed_fill = l.fill.value_or(65535.0);
+      l.fill = -1.0;
+    }
     l.long_name = reader.string_attribute("/" + l.name, "long_name").value_or("");
     l.units = reader.string_attribute("/" + l.name, "units").value_or("");
     l.flag_meanings = reader.string_attribute("/" + l.name, "flag_meanings").value_or("");

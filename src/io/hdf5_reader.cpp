@@ -135,7 +135,10 @@ cv::Mat Hdf5Reader::layer(const std::string& name, const Window& w) const {
   h5::Handle d = open_dataset(FileRef{impl_->file.get(), impl_->path}, name);
   h5::Handle t = h5::datatype(H5Dget_type(d.get()));
   const bool is_float = H5Tget_class(t.get()) == H5T_FLOAT;
-  cv::Mat out(w.height, w.width, is_float ? CV_32F : CV_8U);
+  const bool is_u16 = !is_float && H5Tget_size(t.get()) == 2;
+  const int type = is_float ? CV_32F : is_u16 ? CV_16U : CV_8U;
+  const hid_t mem = is_float ? H5T_NATIVE_FLOAT : is_u16 ? H5T_NATIVE_USHORT : H5T_NATIVE_UCHAR;
+  cv::Mat out(w.height, w.width, type);
   h5::Handle fs = h5::dataspace(H5Dget_space(d.get()));
   hsize_t dims[2] = {0, 0};
   if (H5Sget_simple_extent_ndims(fs.get()) != 2) fail(impl_->path, name + " is not a 2-D layer");
@@ -147,7 +150,7 @@ cv::Mat Hdf5Reader::layer(const std::string& name, const Window& w) const {
   const hsize_t start[2] = {hsize_t(w.y), hsize_t(w.x)}, count[2] = {hsize_t(w.height), hsize_t(w.width)};
   H5Sselect_hyperslab(fs.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
   h5::Handle ms = h5::dataspace(H5Screate_simple(2, count, nullptr));
-  if (H5Dread(d.get(), is_float ? H5T_NATIVE_FLOAT : H5T_NATIVE_UCHAR, ms.get(), fs.get(), H5P_DEFAULT, out.data) < 0) {
+  if (H5Dread(d.get(), mem, ms.get(), fs.get(), H5P_DEFAULT, out.data) < 0) {
     fail(impl_->path, "cannot read layer " + name + " (" + h5::last_error() + ")");
   }
   return out;

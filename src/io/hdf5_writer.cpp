@@ -63,10 +63,20 @@ constexpr hsize_t kTableChunk = 16384;          // elements per chunk of a table
 // attributes to dense storage when needed: without it an attribute over 64 KiB cannot be stored.
 constexpr unsigned kCrtOrder = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
 
-std::size_t element_size(LayerType t) { return t == LayerType::float32 ? 4 : 1; }
-int cv_type(LayerType t) { return t == LayerType::float32 ? CV_32FC1 : CV_8UC1; }
-hid_t file_type(LayerType t) { return t == LayerType::float32 ? H5T_IEEE_F32LE : H5T_STD_U8LE; }
-hid_t mem_type(LayerType t) { return t == LayerType::float32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UCHAR; }
+std::size_t element_size(LayerType t) { return t == LayerType::float32 ? 4 : t == LayerType::uint16 ? 2 : 1; }
+int cv_type(LayerType t) { return t == LayerType::float32 ? CV_32FC1 : t == LayerType::uint16 ? CV_16UC1 : CV_8UC1; }
+const char* cv_type_name(LayerType t) {
+  return t == LayerType::float32 ? "CV_32FC1" : t == LayerType::uint16 ? "CV_16UC1" : "CV_8UC1";
+}
+hid_t file_type(LayerType t) {
+  return t == LayerType::float32 ? H5T_IEEE_F32LE : t == LayerType::uint16 ? H5T_STD_U16LE : H5T_STD_U8LE;
+}
+hid_t mem_type(LayerType t) {
+  return t == LayerType::float32 ? H5T_NATIVE_FLOAT : t == LayerType::uint16 ? H5T_NATIVE_USHORT : H5T_NATIVE_UCHAR;
+}
+int layer_level(const LayerSpec& spec, int default_level) {
+  return spec.deflate_level >= 0 ? spec.deflate_level : default_level;
+}
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -185,13 +195,13 @@ CrsInfo describe_crs(const std::string& wkt) {
 // encode_chunk
 
 EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_size,
-                          int deflate_level) {
+                          int default_level) {
   if (chunk_size <= 0) throw Error(ErrorKind::internal, "encode_chunk: chunk size must be positive");
+  const int deflate_level = layer_level(spec, default_level);
   check_level(deflate_level);
   if (core.type() != cv_type(spec.type) || core.dims != 2) {
     throw Error(ErrorKind::internal, "encode_chunk: layer " + spec.name + " expects a " +
-                                         (spec.type == LayerType::float32 ? "CV_32FC1" : "CV_8UC1") +
-                                         " matrix");
+                                         cv_type_name(spec.type) + " matrix");
   }
   if (core.rows > chunk_size || core.cols > chunk_size) {
     throw Error(ErrorKind::internal, "encode_chunk: layer " + spec.name + ": a " +
@@ -199,20 +209,21 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
                                          " core exceeds the chunk size " +
                                          std::to_string(chunk_size));
   }
-  // Pad to the full chunk with the fill value (row-major, native = little-endian bytes).
-  cv::Mat padded(chunk_size, chunk_size, cv_type(spec.type), cv::Scalar::all(spec.fill_value));
-  if (!core.empty()) core.copyTo(padded(cv::Rect(0, 0, core.cols, core.rows)));
-
   const std::size_t s = element_size(spec.type);
   const std::size_t n = std::size_t(chunk_size) * std::size_t(chunk_size);
   const std::size_t nbytes = n * s;
-  const auto* raw = padded.ptr<std::uint8_t>(0);
-
   EncodedChunk out;
+  // Pad to the full chunk with the fill value (row-major, native = little-endian bytes). An
+  // unfiltered chunk is the padded matrix itself, built straight in the output buffer.
+  std::vector<std::uint8_t> padded_bytes(nbytes);
+  cv::Mat padded(chunk_size, chunk_size, cv_type(spec.type), padded_bytes.data());
+  if (core.rows < chunk_size || core.cols < chunk_size) padded.setTo(cv::Scalar::all(spec.fill_value));
+  if (!core.empty()) core.copyTo(padded(cv::Rect(0, 0, core.cols, core.rows)));
   if (deflate_level == 0) {
-    out.bytes.assign(raw, raw + nbytes);
+    out.bytes = std::move(padded_bytes);
     return out;
   }
+  const auto* raw = padded_bytes.data();
   // HDF5's shuffle filter: byte j of element i goes to [j*n + i] (a no-op for 1-byte elements).
   std::vector<std::uint8_t> shuffled;
   const std::uint8_t* input = raw;
@@ -422,6 +433,11 @@ struct Hdf5Writer::Impl {
     for (const auto& l : layers) {
       if (!valid_name(l.name)) bad("invalid layer name '" + l.name + "'");
       if (!names.insert(l.name).second) bad("duplicate or reserved layer name " + l.name);
+      if (l.deflate_level >= 0) check_level(l.deflate_level);
+      if (l.type == LayerType::uint16 &&
+          !(l.fill_value >= 0 && l.fill_value <= 65535 && l.fill_value == std::floor(l.fill_value))) {
+        bad("layer " + l.name + ": fill value " + fmt_double(l.fill_value) + " is not a uint16");
+      }
       if (l.type == LayerType::uint8) {
         if (!(l.fill_value >= 0 && l.fill_value <= 255 && l.fill_value == std::floor(l.fill_value))) {
           bad("layer " + l.name + ": fill value " + fmt_double(l.fill_value) + " is not a uint8");
@@ -535,13 +551,17 @@ struct Hdf5Writer::Impl {
     h5::Handle dcpl = dataset_plist();
     const hsize_t chunk[2] = {c, c};
     ok_or_fail(H5Pset_chunk(dcpl.get(), 2, chunk), "cannot set chunking of " + l.name);
-    if (deflate_level > 0) {
+    const int level = layer_level(l, deflate_level);
+    if (level > 0) {
       ok_or_fail(H5Pset_shuffle(dcpl.get()), "cannot set shuffle on " + l.name);
-      ok_or_fail(H5Pset_deflate(dcpl.get(), unsigned(std::min(deflate_level, 9))), "cannot set deflate on " + l.name);
+      ok_or_fail(H5Pset_deflate(dcpl.get(), unsigned(std::min(level, 9))), "cannot set deflate on " + l.name);
     }
     const float ffill = static_cast<float>(l.fill_value);
     const auto ufill = static_cast<std::uint8_t>(l.fill_value);
-    const void* fill = l.type == LayerType::float32 ? static_cast<const void*>(&ffill) : &ufill;
+    const auto u16fill = static_cast<std::uint16_t>(l.fill_value);
+    const void* fill = l.type == LayerType::float32  ? static_cast<const void*>(&ffill)
+                       : l.type == LayerType::uint16 ? static_cast<const void*>(&u16fill)
+                                                     : &ufill;
     ok_or_fail(H5Pset_fill_value(dcpl.get(), mem_type(l.type), fill), "cannot set fill value of " + l.name);
     h5::Handle d = h5::dataset(id_or_fail(
         H5Dcreate2(file.get(), l.name.c_str(), file_type(l.type), sp.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
@@ -549,9 +569,15 @@ struct Hdf5Writer::Impl {
     write_scalar_attr(d.get(), "_FillValue", file_type(l.type), mem_type(l.type), fill);
     if (!l.long_name.empty()) write_string_attr(d.get(), "long_name", l.long_name);
     if (!l.units.empty()) write_string_attr(d.get(), "units", l.units);
+    if (l.scale_factor > 0) {
+      // CF packing: readers unpack to value x scale_factor + add_offset (as doubles).
+      const double offset = 0.0;
+      write_scalar_attr(d.get(), "scale_factor", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &l.scale_factor);
+      write_scalar_attr(d.get(), "add_offset", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &offset);
+    }
     if (grid.georeferenced()) write_string_attr(d.get(), "grid_mapping", "crs");
     if (!l.flag_values.empty()) {
-      if (l.type == LayerType::float32) {
+      if (l.type != LayerType::uint8) {
         std::vector<float> fv(l.flag_values.begin(), l.flag_values.end());
         write_array_attr(d.get(), "flag_values", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, fv.data(), fv.size());
       } else {
@@ -613,7 +639,7 @@ void Hdf5Writer::write_chunk(int layer, const Tile& tile, const EncodedChunk& ch
                                          spec.name);
   }
   const std::size_t raw = std::size_t(m.chunk_size) * std::size_t(m.chunk_size) * element_size(spec.type);
-  if (chunk.bytes.empty() || (m.deflate_level == 0 && chunk.bytes.size() != raw)) {
+  if (chunk.bytes.empty() || (layer_level(spec, m.deflate_level) == 0 && chunk.bytes.size() != raw)) {
     throw Error(ErrorKind::internal, m.final_path + ": write_chunk: chunk of " +
                                          std::to_string(chunk.bytes.size()) + " bytes does not fit " +
                                          spec.name);

@@ -195,6 +195,7 @@ struct Hdf5ChunkReader::Impl {
   int chunk = 0;
   bool filtered = false;
   int level = 0;
+  int element_size = 0;
 };
 
 Hdf5ChunkReader::Hdf5ChunkReader(const std::string& path, const std::string& layer)
@@ -211,6 +212,10 @@ Hdf5ChunkReader::Hdf5ChunkReader(const std::string& path, const std::string& lay
     throw Error(ErrorKind::input, path + ": layer " + layer + " is not stored in square chunks");
   }
   impl_->chunk = static_cast<int>(dims[0]);
+  {
+    h5::Handle t = h5::datatype(H5Dget_type(impl_->dset.get()));
+    impl_->element_size = static_cast<int>(H5Tget_size(t.get()));
+  }
   const int nf = H5Pget_nfilters(dcpl.get());
   impl_->filtered = nf > 0;
   for (int i = 0; i < nf; ++i) {
@@ -230,6 +235,7 @@ Hdf5ChunkReader::~Hdf5ChunkReader() = default;
 int Hdf5ChunkReader::chunk_size() const { return impl_->chunk; }
 bool Hdf5ChunkReader::filtered() const { return impl_->filtered; }
 int Hdf5ChunkReader::deflate_level() const { return impl_->level; }
+int Hdf5ChunkReader::element_size() const { return impl_->element_size; }
 
 EncodedChunk Hdf5ChunkReader::read(int x, int y) const {
   const hsize_t offset[2] = {static_cast<hsize_t>(y), static_cast<hsize_t>(x)};
@@ -248,8 +254,8 @@ EncodedChunk Hdf5ChunkReader::read(int x, int y) const {
 }
 
 cv::Mat decode_chunk(const LayerSpec& spec, const EncodedChunk& chunk, int chunk_size, bool filtered) {
-  const int type = spec.type == LayerType::float32 ? CV_32FC1 : CV_8UC1;
-  const std::size_t s = spec.type == LayerType::float32 ? 4 : 1;
+  const int type = spec.type == LayerType::float32 ? CV_32FC1 : spec.type == LayerType::uint16 ? CV_16UC1 : CV_8UC1;
+  const std::size_t s = spec.type == LayerType::float32 ? 4 : spec.type == LayerType::uint16 ? 2 : 1;
   const std::size_t n = std::size_t(chunk_size) * std::size_t(chunk_size);
   const std::size_t nbytes = n * s;
   cv::Mat out(chunk_size, chunk_size, type);

@@ -99,20 +99,10 @@ double resolve_threshold(const ThresholdConfig& config, const ScoreHistogram& hi
   throw Error(ErrorKind::usage, "unknown threshold method '" + config.method + "' (threshold.method; known: fixed, otsu)");
 }
 
-cv::Mat damage_mask(const cv::Mat& score, const cv::Mat& valid, double threshold, int open_radius) {
-  if (score.type() != CV_32F || valid.type() != CV_8U || score.size() != valid.size()) {
-    throw Error(ErrorKind::internal, "damage_mask: expects CV_32F scores and a CV_8U mask of equal size");
-  }
-  if (open_radius < 0) throw Error(ErrorKind::internal, "damage_mask: negative opening radius");
-  cv::Mat changed(score.size(), CV_8U, cv::Scalar(0));
-  for (int r = 0; r < score.rows; ++r) {
-    const auto* s = score.ptr<float>(r);
-    const auto* v = valid.ptr<std::uint8_t>(r);
-    auto* m = changed.ptr<std::uint8_t>(r);
-    for (int c = 0; c < score.cols; ++c) {
-      if (v[c] != 0 && static_cast<double>(s[c]) >= threshold) m[c] = 1;
-    }
-  }
+namespace {
+
+// `changed` (CV_8U 0/1) -> opened -> final MaskValue layer with `valid`.
+cv::Mat finish_mask(cv::Mat changed, const cv::Mat& valid, int open_radius) {
   if (open_radius > 0 && !changed.empty()) {
     const int d = 2 * open_radius + 1;
     const cv::Mat kernel = cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(d, d));
@@ -120,16 +110,92 @@ cv::Mat damage_mask(const cv::Mat& score, const cv::Mat& valid, double threshold
     // never erodes; the engine's halo (>= 2 x radius) makes core results tile-independent.
     cv::morphologyEx(changed, changed, cv::MORPH_OPEN, kernel);
   }
-  cv::Mat out(score.size(), CV_8U);
-  for (int r = 0; r < score.rows; ++r) {
+  cv::Mat out(changed.size(), CV_8U);
+  for (int r = 0; r < changed.rows; ++r) {
     const auto* v = valid.ptr<std::uint8_t>(r);
     const auto* m = changed.ptr<std::uint8_t>(r);
     auto* o = out.ptr<std::uint8_t>(r);
-    for (int c = 0; c < score.cols; ++c) {
+    for (int c = 0; c < changed.cols; ++c) {
       o[c] = v[c] == 0 ? kMaskInvalid : (m[c] != 0 ? kMaskChanged : kMaskUnchanged);
     }
   }
   return out;
+}
+
+}  // namespace
+
+cv::Mat damage_mask(const cv::Mat& score, const cv::Mat& valid, double threshold, int open_radius) {
+  if (score.type() != CV_32F || valid.type() != CV_8U || score.size() != valid.size()) {
+    throw Error(ErrorKind::internal, "damage_mask: expects CV_32F scores and a CV_8U mask of equal size");
+  }
+  if (open_radius < 0) throw Error(ErrorKind::internal, "damage_mask: negative opening radius");
+  cv::Mat changed(score.size(), CV_8U);
+  for (int r = 0; r < score.rows; ++r) {
+    const auto* s = score.ptr<float>(r);
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    auto* m = changed.ptr<std::uint8_t>(r);
+    for (int c = 0; c < score.cols; ++c) m[c] = v[c] != 0 && static_cast<double>(s[c]) >= threshold ? 1 : 0;
+  }
+  return finish_mask(std::move(changed), valid, open_radius);
+}
+
+cv::Mat encode_scores(const cv::Mat& score, const cv::Mat& valid) {
+  if (score.type() != CV_32F || valid.type() != CV_8U || score.size() != valid.size()) {
+    throw Error(ErrorKind::internal, "encode_scores: expects CV_32F scores and a CV_8U mask of equal size");
+  }
+  cv::Mat codes(score.size(), CV_16U);
+  for (int r = 0; r < score.rows; ++r) {
+    const auto* s = score.ptr<float>(r);
+    const auto* v = valid.ptr<std::uint8_t>(r);
+    auto* q = codes.ptr<std::uint16_t>(r);
+    for (int c = 0; c < score.cols; ++c) {
+      // x > 0 is false for NaN; +0.5 then truncation rounds half up (scores are non-negative).
+      const float x = s[c] > 0.0f ? std::min(s[c] * 65536.0f + 0.5f, float(kScoreCodeMax)) : 0.0f;
+      q[c] = v[c] != 0 ? static_cast<std::uint16_t>(x) : kScoreCodeInvalid;
+    }
+  }
+  return codes;
+}
+
+cv::Mat decode_scores(const cv::Mat& codes, float invalid_value, cv::Mat* valid) {
+  if (codes.type() != CV_16U) throw Error(ErrorKind::internal, "decode_scores: expects CV_16U codes");
+  cv::Mat score(codes.size(), CV_32F);
+  if (valid) valid->create(codes.size(), CV_8U);
+  for (int r = 0; r < codes.rows; ++r) {
+    const auto* q = codes.ptr<std::uint16_t>(r);
+    auto* s = score.ptr<float>(r);
+    for (int c = 0; c < codes.cols; ++c) {
+      s[c] = q[c] == kScoreCodeInvalid ? invalid_value : static_cast<float>(q[c]) * float(kScoreCodeScale);
+    }
+    if (valid) {
+      auto* v = valid->ptr<std::uint8_t>(r);
+      for (int c = 0; c < codes.cols; ++c) v[c] = q[c] == kScoreCodeInvalid ? 0 : 255;
+    }
+  }
+  return score;
+}
+
+std::uint16_t threshold_code(double threshold) {
+  if (!(threshold > 0.0)) return 0;  // every score >= 0 (NaN: treated as 0)
+  const double c = std::ceil(threshold * 65536.0);  // exact: a power-of-two scale
+  return c > double(kScoreCodeMax) ? kScoreCodeInvalid : static_cast<std::uint16_t>(c);
+}
+
+cv::Mat damage_mask_from_codes(const cv::Mat& codes, double threshold, int open_radius) {
+  if (codes.type() != CV_16U) throw Error(ErrorKind::internal, "damage_mask_from_codes: expects CV_16U codes");
+  if (open_radius < 0) throw Error(ErrorKind::internal, "damage_mask_from_codes: negative opening radius");
+  const std::uint16_t t = threshold_code(threshold);
+  cv::Mat changed(codes.size(), CV_8U), valid(codes.size(), CV_8U);
+  for (int r = 0; r < codes.rows; ++r) {
+    const auto* q = codes.ptr<std::uint16_t>(r);
+    auto* m = changed.ptr<std::uint8_t>(r);
+    auto* v = valid.ptr<std::uint8_t>(r);
+    for (int c = 0; c < codes.cols; ++c) {
+      v[c] = q[c] == kScoreCodeInvalid ? 0 : 255;
+      m[c] = q[c] >= t && q[c] != kScoreCodeInvalid ? 1 : 0;
+    }
+  }
+  return finish_mask(std::move(changed), valid, open_radius);
 }
 
 }  // namespace aftermath

@@ -29,7 +29,10 @@ def check(path, engine):
     assert ds["x"].attrs.get("standard_name") == "projection_x_coordinate", ds["x"].attrs
     assert ds["y"].attrs.get("axis") == "Y", ds["y"].attrs
     assert score.encoding.get("grid_mapping", score.attrs.get("grid_mapping")) == "crs"
-    assert score.encoding.get("_FillValue") == -1.0, score.encoding
+    # change_score is CF-packed: uint16 codes, scale_factor 2^-16, fill 65535 (decoded as NaN).
+    assert score.encoding.get("_FillValue") == 65535, score.encoding
+    assert score.encoding.get("scale_factor") == 2.0 ** -16, score.encoding
+    assert str(score.encoding.get("dtype")) == "uint16", score.encoding
     assert ds["crs"].attrs["crs_wkt"].startswith(("PROJCRS", "PROJCS", "GEOGCRS", "GEOGCS"))
     valid = score.values[~np.isnan(score.values)]
     assert valid.size > 0 and valid.min() >= 0.0 and valid.max() <= 1.0, "scores outside [0, 1]"

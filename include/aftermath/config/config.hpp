@@ -47,22 +47,59 @@ struct AlignConfig {
   bool enabled = true;
   int window_size = 256;     ///< px, power of two in [32, 2048]
   int max_windows = 25;      ///< tie-point windows sampled across the overlap, [1, 10000]
-  double max_shift_px = 64;  ///< largest shift searched, px, [0, 4096]
+  double max_shift_px = 256; ///< largest shift searched, px, [0, 4096]
   double min_peak = 0.03;    ///< smallest normalised correlation peak kept, [0, 1]
   double min_valid_fraction = 0.8;  ///< window pixels valid in both scenes, [0, 1]
+  int spacing = 0;           ///< px between tie-point window centres; 0 = spread max_windows, [0, 100000]
+  std::string model = "auto";  ///< auto | translation | affine | field
+  double min_psr = 8;        ///< smallest peak-to-sidelobe ratio kept, [0, 1000]
+  double min_ssim_gain = -0.02;  ///< SSIM after - before the shift below this: dropped, [-1, 1]
+  bool feature_fallback = true;  ///< ORB matching + RANSAC when phase correlation is unreliable
 
   bool operator==(const AlignConfig&) const = default;
 };
 
 struct DetectConfig {
-  std::string method = "cva";  ///< cva (more in later versions)
+  /// cva | log-ratio | irmad | ssim | texture | ttest | ensemble (see aftermath/detect/detector.hpp)
+  std::string method = "cva";
   /// CVA: score = m^2 / (m^2 + s^2), m = RMS over bands of the robust-standardised difference;
   /// s is the standardised change that scores 0.5, (0, 100].
   double cva_half_score_sigma = 1.5;
   /// CVA: differences are averaged over a (2r+1)^2 box of valid pixels before scoring, px, [0, 7].
   int cva_radius = 0;
+  /// Every detector but cva: the standardised change m (no-change sigmas) that scores 0.5,
+  /// score = m^2 / (m^2 + s^2), (0, 100].
+  double half_score_sigma = 1.5;
+  int log_ratio_radius = 1;          ///< log-ratio: box averaging of the log ratios, px, [0, 7]
+  int irmad_max_iterations = 100;    ///< irmad: iteration cap, [1, 1000]
+  double irmad_tolerance = 1e-3;     ///< irmad: converged when no canonical correlation moves more, (0, 0.1]
+  int ssim_radius = 3;               ///< ssim: local statistics over a (2r+1)^2 box, px, [1, 15]
+  int texture_radius = 2;            ///< texture: gradient energy over a (2r+1)^2 box, px, [1, 15]
+  int ttest_radius = 1;              ///< ttest: samples per side = scenes x (2r+1)^2 box, px, [0, 7]
+  /// ensemble: weights of the member scores (weighted mean; 0 = not a member), each [0, 100].
+  double ensemble_cva = 1.0;
+  double ensemble_log_ratio = 0.0;
+  double ensemble_irmad = 1.0;
+  double ensemble_ssim = 1.0;
+  double ensemble_texture = 0.0;
+  double ensemble_ttest = 0.0;
 
   bool operator==(const DetectConfig&) const = default;
+};
+
+/// Neighbourhood radius, px, that the configured detector reads around a pixel (the halo a tile
+/// needs); equals make_detector(config)->radius().
+int detect_radius(const DetectConfig& config);
+
+struct RadiometryConfig {
+  /// How the post scene is mapped onto the pre scene's radiometry before detection:
+  /// none | robust-linear | irmad | histogram (see aftermath/radiometry/normalisation.hpp).
+  std::string method = "robust-linear";
+  /// irmad: pixels with a chi-square no-change probability above this are the invariant pixels
+  /// of the orthogonal regression, (0, 1).
+  double irmad_no_change_probability = 0.95;
+
+  bool operator==(const RadiometryConfig&) const = default;
 };
 
 struct ThresholdConfig {
@@ -84,7 +121,10 @@ struct DamageConfig {
 };
 
 struct OutputConfig {
-  int deflate_level = 4;    ///< deflate level of HDF5 chunks, [0, 9]; 0 = uncompressed
+  int deflate_level = 4;    ///< deflate level of the mask, extra layers and tables, [0, 9]; 0 = uncompressed
+  /// Deflate level of change_score, [0, 9]. 0 (the default): per-pixel scores are noise-like,
+  /// deflate shrinks them by ~10% for most of the encoding time (docs/performance.md).
+  int score_deflate_level = 0;
 
   bool operator==(const OutputConfig&) const = default;
 };
@@ -95,6 +135,7 @@ struct JobConfig {
   TilingConfig tiling;
   InputConfig input;
   AlignConfig align;
+  RadiometryConfig radiometry;
   DetectConfig detect;
   ThresholdConfig threshold;
   DamageConfig damage;

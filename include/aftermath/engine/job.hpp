@@ -18,6 +18,10 @@ namespace aftermath {
 struct RunRequest {
   std::string pre;               ///< any GDAL raster
   std::string post;              ///< any GDAL raster; any CRS/resolution/extent overlapping pre
+  /// Further scenes of the same place, before and after (stacks for detect.method ttest): read
+  /// onto the grid like pre and post, with the same bands; the post stack gets the post scene's
+  /// registration and normalisation (it is assumed co-registered with it, e.g. one SAR orbit).
+  std::vector<std::string> more_pre, more_post;
   std::string footprints;        ///< optional vector file or xBD label JSON
   std::string footprint_layer;   ///< OGR layer when the file has several
   std::string out;               ///< output .h5 (written atomically)
@@ -26,6 +30,9 @@ struct RunRequest {
   JobConfig config;
   int threads = 0;               ///< 0 = all cores
   bool overwrite = false;        ///< replace an existing output (atomically)
+  /// Optional: reuse the registration stored in this file (`aftermath align --out`, or a run's
+  /// output) instead of estimating it; it must have been estimated on the same analysis grid.
+  std::string alignment;
 };
 
 struct StageTimes {
@@ -37,6 +44,7 @@ struct RunSummary {
   Grid grid;
   std::string crs_name;
   std::string alignment_model;
+  std::string alignment_method;           ///< how the tie points were found ("" for identity)
   double shift_x = 0, shift_y = 0;        ///< px, post(p + shift) = pre(p)
   double rmse_before = 0, rmse_after = 0; ///< tie-point RMS before/after, px
   int ties_kept = 0, ties_dropped = 0;
@@ -60,5 +68,36 @@ bool cancel_requested() noexcept;
 /// Runs one job. Validates every input and the output location before reading a pixel. Throws
 /// Error on failure, after removing any temporary output.
 RunSummary run_job(const RunRequest& request, const ProgressFn& progress = {});
+
+/// `aftermath align`: estimation only, on the analysis grid of a pre/post pair.
+struct AlignRequest {
+  std::string pre, post;         ///< as RunRequest
+  std::string out;               ///< HDF5 with the /alignment group (reusable by `run --alignment`)
+  std::string write_aligned;     ///< optional GeoTIFF: the post scene resampled onto the analysis grid
+  std::string config_path;       ///< provenance only
+  JobConfig config;
+  int threads = 0;               ///< 0 = all cores
+  bool overwrite = false;
+};
+
+struct AlignSummary {
+  std::string output, aligned;
+  Grid grid;
+  std::string crs_name;
+  std::string model, method;               ///< registration model and how its tie points were found
+  double shift_x = 0, shift_y = 0;         ///< displacement at the grid centre, px
+  double max_displacement = 0;             ///< bound of |d| over the grid, px
+  double rmse_before = 0, rmse_after = 0;  ///< tie-point RMS before/after, px
+  double cv_rmse = 0;                      ///< cross-validated tie-point residual RMS, px
+  int ties_kept = 0, ties_dropped = 0;
+  std::vector<std::string> warnings;
+  double estimate_seconds = 0, total_seconds = 0;
+  double overlap_mpx = 0;                  ///< analysis grid size, Mpx
+  double estimate_mpx_per_s = 0;           ///< overlap_mpx / estimate_seconds
+};
+
+/// Plans like run_job, estimates the registration (parallel over tie-point windows, reading only
+/// those windows), writes `out` (atomically) and, if asked, the aligned post GeoTIFF (tile by tile).
+AlignSummary align_job(const AlignRequest& request);
 
 }  // namespace aftermath

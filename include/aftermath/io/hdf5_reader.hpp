@@ -29,7 +29,8 @@ class Hdf5Reader {
   /// A string attribute of an object ("/" for the root); nullopt if absent or not a string.
   std::optional<std::string> string_attribute(const std::string& object_path, const std::string& name) const;
   std::optional<double> number_attribute(const std::string& object_path, const std::string& name) const;
-  /// A 2-D layer (CV_32F for float32, CV_8U for uint8), whole or a window of it.
+  /// A 2-D layer as stored (CV_32F for float32, CV_16U for uint16, e.g. the packed change_score
+  /// codes, CV_8U for uint8), whole or a window of it.
   cv::Mat layer(const std::string& name) const;
   cv::Mat layer(const std::string& name, const Window& window) const;
   /// 1-D columns of a table group, e.g. column("footprints/damage_class").

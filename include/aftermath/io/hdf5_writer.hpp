@@ -18,7 +18,7 @@
 
 namespace aftermath {
 
-enum class LayerType { float32, uint8 };
+enum class LayerType { float32, uint8, uint16 };
 
 /// A 2-D layer [y, x] on the analysis grid.
 struct LayerSpec {
@@ -29,6 +29,11 @@ struct LayerSpec {
   std::string units;       ///< "" = none ("1" for dimensionless)
   std::vector<int> flag_values;  ///< for class layers (uint8), with flag_meanings
   std::string flag_meanings;     ///< space-separated, CF style
+  /// CF packing: > 0 writes scale_factor (and add_offset 0), so readers unpack value x scale
+  /// (e.g. change_score: uint16 codes, scale 2^-16). 0 = not packed.
+  double scale_factor = 0;
+  /// Deflate level of this layer's chunks; -1 = the writer's (and encode_chunk's) default level.
+  int deflate_level = -1;
 };
 
 /// A compressed chunk ready for H5Dwrite_chunk.
@@ -36,9 +41,10 @@ struct EncodedChunk {
   std::vector<std::uint8_t> bytes;
 };
 
-/// Pads `core` (CV_32F or CV_8U matching spec.type, at most chunk_size x chunk_size) to a full
-/// chunk with spec.fill_value, byte-shuffles it and deflates it (zlib format, as HDF5's deflate
-/// filter). deflate_level 0 stores the chunk unfiltered. Pure and thread-safe.
+/// Pads `core` (CV_32F, CV_8U or CV_16U matching spec.type, at most chunk_size x chunk_size) to a
+/// full chunk with spec.fill_value, byte-shuffles it and deflates it (zlib format, as HDF5's
+/// deflate filter) at spec.deflate_level, or at `deflate_level` when that is -1. Level 0 stores
+/// the chunk unfiltered. Pure and thread-safe.
 EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_size,
                           int deflate_level);
 

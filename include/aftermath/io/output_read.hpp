@@ -55,13 +55,16 @@ class Hdf5ChunkReader {
   bool filtered() const;
   /// The deflate level recorded in the layer's filter pipeline (0 when unfiltered).
   int deflate_level() const;
+  /// Bytes per stored element (4 float32, 2 uint16, 1 uint8).
+  int element_size() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-/// Inverse of encode_chunk: a full chunk_size x chunk_size CV_32F or CV_8U matrix (per spec.type).
+/// Inverse of encode_chunk: a full chunk_size x chunk_size CV_32F, CV_16U or CV_8U matrix (per
+/// spec.type).
 /// `filtered` says whether the bytes are shuffled + deflated. Pure and thread-safe.
 cv::Mat decode_chunk(const LayerSpec& spec, const EncodedChunk& chunk, int chunk_size, bool filtered);
 

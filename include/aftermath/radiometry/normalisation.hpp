@@ -1,9 +1,13 @@
 #pragma once
 /// @file normalisation.hpp
 /// Relative radiometric normalisation: the post scene's bands mapped onto the pre scene's scale.
+#include <cstdint>
+#include <opencv2/core.hpp>
+#include <string>
 #include <vector>
 
-#include <opencv2/core.hpp>
+#include "aftermath/config/config.hpp"
+#include "aftermath/radiometry/irmad.hpp"
 
 namespace aftermath {
 
@@ -20,10 +24,49 @@ struct LinearNormalisation {
 /// Per band gain = MAD(pre) / MAD(post), offset = median(pre) - gain * median(post) (exact
 /// medians). Changed pixels would bias that match, so it is refined (up to 3 rounds) on the
 /// pixels whose normalised residual is within 3 robust sigmas of its median in every band.
-LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std::vector<cv::Mat>& post,
-                                      const cv::Mat& valid);
+LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
+                                      const std::vector<cv::Mat>& post, const cv::Mat& valid);
 
 /// Applies the map in place to post bands.
 void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands);
+
+/// IR-MAD normalisation (Canty & Nielsen 2008): fit IR-MAD (default options) on the valid pixels,
+/// keep the pixels whose chi-square no-change probability is above `min_no_change_probability`
+/// (the invariant pixels), and per band fit pre = gain * post + offset by orthogonal regression
+/// (total least squares: both scenes carry noise, so ordinary least squares would bias the gain
+/// towards 0). Fewer than 2 x bands + 2 invariant pixels: the pixels with the top 5% no-change
+/// probability are used instead. `model` receives the IR-MAD fit (iterations, correlations) and
+/// `invariant` the number of pixels the regression used.
+LinearNormalisation fit_irmad_linear(const std::vector<cv::Mat>& pre,
+                                     const std::vector<cv::Mat>& post, const cv::Mat& valid,
+                                     double min_no_change_probability, IrmadModel* model,
+                                     std::int64_t* invariant);
+
+/// Per-band histogram matching: a monotone piecewise-linear map from post values to pre values
+/// through matching quantiles (0.1% steps) of the valid pixels; outside the post range, slope 1.
+struct HistogramMatch {
+  /// Per band: increasing post quantiles and the pre quantiles they map to (equal post values
+  /// are merged, mapping to the mean of their pre quantiles).
+  std::vector<std::vector<double>> post_q, pre_q;
+};
+HistogramMatch fit_histogram_match(const std::vector<cv::Mat>& pre,
+                                   const std::vector<cv::Mat>& post, const cv::Mat& valid);
+void apply(const HistogramMatch& h, std::vector<cv::Mat>& post_bands);
+
+/// The normalisation chosen by radiometry.method, fitted once per job on sample windows and
+/// applied to every tile's post bands.
+struct Normalisation {
+  std::string method = "none";        ///< none | robust-linear | irmad | histogram
+  LinearNormalisation linear;         ///< robust-linear and irmad
+  HistogramMatch histogram;           ///< histogram
+  IrmadModel irmad;                   ///< irmad: the IR-MAD fit that chose the invariant pixels
+  std::int64_t invariant_pixels = 0;  ///< irmad: pixels used by the regression
+};
+/// Fits the configured normalisation (inputs as fit_robust_linear). Throws Error(usage) for an
+/// unknown method.
+Normalisation fit_normalisation(const RadiometryConfig& config, const std::vector<cv::Mat>& pre,
+                                const std::vector<cv::Mat>& post, const cv::Mat& valid);
+/// Applies it in place to post bands (CV_32F); NaN stays NaN.
+void apply(const Normalisation& n, std::vector<cv::Mat>& post_bands);
 
 }  // namespace aftermath

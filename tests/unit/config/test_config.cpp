@@ -660,7 +660,12 @@ TEST(ConfigDescribe, OneLinePerKeyWithTypeRangeDefaultMeaning) {
   std::string line;
   int count = 0;
   while (std::getline(lines, line)) ++count;
-  EXPECT_EQ(count, 1 + 32);  // header + every key
+  // header + every key (each key is one "  leaf: value" line of to_yaml, or schema_version)
+  std::istringstream yaml(to_yaml(JobConfig{}));
+  int keys = 0;
+  while (std::getline(yaml, line)) keys += line.starts_with("  ") || line.starts_with("schema_version:");
+  EXPECT_GE(keys, 48);
+  EXPECT_EQ(count, 1 + keys);
   EXPECT_CONTAINS(text, "threshold.value");
   EXPECT_CONTAINS(text, "[0, 1]");
   EXPECT_CONTAINS(text, "nearest | bilinear | cubic");
@@ -719,4 +724,32 @@ TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "input:\n  allowed_drivers: [GTiff, VRT]\ngrid: {crs: 'EPSG:4326'}\n"));
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: |\n    , not a flow entry\n"));
 }
+}  // namespace aftermath
+
+namespace aftermath {
+namespace {
+// Detector and radiometry keys (issue 4): choices, the halo each detector needs, ensemble weights.
+TEST(ConfigDetect, MethodsHaloAndEnsembleRules) {
+  for (const char* m : {"cva", "log-ratio", "irmad", "ssim", "texture", "ttest", "ensemble"}) {
+    EXPECT_EQ(parse_config(kHeader + "detect: {method: " + m + "}\n").detect.method, m);
+  }
+  for (const char* m : {"none", "robust-linear", "irmad", "histogram"}) {
+    EXPECT_EQ(parse_config(kHeader + "radiometry: {method: " + m + "}\n").radiometry.method, m);
+  }
+  EXPECT_CONTAINS(parse_error(kHeader + "radiometry: {method: pca}\n"), "radiometry.method");
+  EXPECT_CONTAINS(parse_error(kHeader + "detect: {method: ssim, ssim_radius: 15}\ntiling: {halo: 16}\n"),
+                  "must be at least the radius of detector ssim (15) + 2 x threshold.open_radius (17)");
+  EXPECT_CONTAINS(parse_error(kHeader + "detect: {method: ensemble, ensemble_cva: 0, ensemble_irmad: 0, "
+                                        "ensemble_ssim: 0}\n"),
+                  "needs at least one detect.ensemble_* weight > 0");
+  EXPECT_CONTAINS(parse_error(kHeader + "radiometry: {irmad_no_change_probability: 1}\n"), "must be < 1");
+  DetectConfig d;
+  d.method = "texture";
+  d.texture_radius = 4;
+  EXPECT_EQ(detect_radius(d), 5);
+  d.method = "ensemble";
+  d.ensemble_texture = 1;
+  EXPECT_EQ(detect_radius(d), 5);
+}
+}  // namespace
 }  // namespace aftermath

@@ -238,7 +238,7 @@ TEST(Cva, BoxAveragedScoringIsTileIndependentGivenItsHalo) {
   o.width = o.height = 256;
   o.buildings = 20;
   const test::SyntheticPair pair = test::make_synthetic_pair(o);
-  BandPair all{pair.pre, pair.post, cv::Mat(256, 256, CV_8U, cv::Scalar(255))};
+  BandPair all{pair.pre, pair.post, cv::Mat(256, 256, CV_8U, cv::Scalar(255)), {}, {}};
   all.valid(cv::Rect(0, 0, 20, 256)).setTo(0);
   DetectConfig cfg;
   cfg.cva_radius = 2;
