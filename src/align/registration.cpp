@@ -513,9 +513,18 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   // "all taps valid along x", then along y.
   const int tw = dst_size.width, th = dst_size.height;
   cv::Mat row_ok(sh, tw, CV_8U, cv::Scalar(0));
+  // Source validity as 0/1, so "all taps valid" is a product (branch-free, vectorised).
+  cv::Mat v01;
+  cv::min(valid_u8, 1, v01);
+  const int ox_lo = std::max(0, -(ix + kx0)), ox_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
   for (int y = 0; y < sh; ++y) {
-    const uchar* v = valid_u8.ptr<uchar>(y);
+    const uchar* v = v01.ptr<uchar>(y);
     uchar* o = row_ok.ptr<uchar>(y);
+    if (tx_taps.size() == 4) {
+      const uchar* p = v + ix + kx0;
+      for (int tx = ox_lo; tx <= ox_hi; ++tx) o[tx] = static_cast<uchar>(p[tx] & p[tx + 1] & p[tx + 2] & p[tx + 3]);
+      continue;
+    }
     for (int tx = 0; tx < tw; ++tx) {
       const int x0 = tx + ix;
       if (x0 + kx0 < 0 || x0 + kx1 >= sw) continue;
@@ -528,6 +537,12 @@ void apply_registration(const Registration& registration, const std::vector<cv::
     const int y0 = ty + iy;
     if (y0 + ky0 < 0 || y0 + ky1 >= sh) continue;
     uchar* vo = out_valid.ptr<uchar>(ty);
+    if (ty_taps.size() == 4) {
+      const uchar *r0 = row_ok.ptr<uchar>(y0 + ky0), *r1 = row_ok.ptr<uchar>(y0 + ky0 + 1),
+                  *r2 = row_ok.ptr<uchar>(y0 + ky0 + 2), *r3 = row_ok.ptr<uchar>(y0 + ky0 + 3);
+      for (int tx = 0; tx < tw; ++tx) vo[tx] = static_cast<uchar>((r0[tx] & r1[tx] & r2[tx] & r3[tx]) * 255);
+      continue;
+    }
     for (int tx = 0; tx < tw; ++tx) {
       bool ok = true;
       for (const Tap& t : ty_taps) ok = ok && row_ok.at<uchar>(y0 + t.offset, tx) != 0;
@@ -545,6 +560,22 @@ void apply_registration(const Registration& registration, const std::vector<cv::
       const float* in = src_bands[b].ptr<float>(y);
       float* h = horiz.ptr<float>(y);
       const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
+      if (tx_taps.size() == 4) {
+        // The usual case, unrolled so the compiler vectorises it; the same operations in the
+        // same order as the generic loop, so the values are identical.
+        const double w0 = tx_taps[0].weight, w1 = tx_taps[1].weight, w2 = tx_taps[2].weight,
+                     w3 = tx_taps[3].weight;
+        const float* p = in + ix + tx_taps[0].offset;
+        for (int tx = tx_lo; tx <= tx_hi; ++tx) {
+          double acc = 0;
+          acc += w0 * p[tx];
+          acc += w1 * p[tx + 1];
+          acc += w2 * p[tx + 2];
+          acc += w3 * p[tx + 3];
+          h[tx] = static_cast<float>(acc);
+        }
+        continue;
+      }
       for (int tx = tx_lo; tx <= tx_hi; ++tx) {
         const float* p = in + tx + ix;
         double acc = 0;
@@ -563,6 +594,18 @@ void apply_registration(const Registration& registration, const std::vector<cv::
       for (std::size_t k = 0; k < nt; ++k) {
         rows[k] = horiz.ptr<float>(y0 + ty_taps[k].offset);
         w[k] = ty_taps[k].weight;
+      }
+      if (nt == 4) {  // unrolled and branch-free (vectorised); invalid pixels stay 0
+        const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+        for (int tx = 0; tx < tw; ++tx) {
+          double acc = 0;
+          acc += w[0] * r0[tx];
+          acc += w[1] * r1[tx];
+          acc += w[2] * r2[tx];
+          acc += w[3] * r3[tx];
+          o[tx] = vo[tx] ? static_cast<float>(acc) : 0.0f;
+        }
+        continue;
       }
       for (int tx = 0; tx < tw; ++tx) {
         if (!vo[tx]) continue;

@@ -67,7 +67,7 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   }
   w.detector_layers.clear();
   if (ctx.features && !ctx.features->empty()) {
-    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, decode_scores(codes_core, 0.0f),
+    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, codes_core,
                                  valid_core, mask_core);
   }
   w.score.release();

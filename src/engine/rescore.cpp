@@ -192,7 +192,13 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       // Named, not a structured binding: clang 14 (the fuzz build) cannot capture those.
       const Window& cw = entry.first;
       const auto& lc = entry.second;
-      std::call_once(lc->once, [&] { lc->decoded = decode_chunk(layers[0], lc->raw, ts, chunks.filtered()); });
+      std::call_once(lc->once, [&] {
+        // An unfiltered chunk is the matrix itself: a view on the bytes read (kept by the chunk).
+        const std::size_t raw_size = std::size_t(ts) * std::size_t(ts) * sizeof(std::uint16_t);
+        lc->decoded = !chunks.filtered() && lc->raw.bytes.size() == raw_size
+                          ? cv::Mat(ts, ts, CV_16U, lc->raw.bytes.data())
+                          : decode_chunk(layers[0], lc->raw, ts, chunks.filtered());
+      });
       const Window part = cw.intersect(t.outer);
       lc->decoded(cv::Rect(part.x - cw.x, part.y - cw.y, part.width, part.height))
           .copyTo(w.score(cv::Rect(part.x - t.outer.x, part.y - t.outer.y, part.width, part.height)));

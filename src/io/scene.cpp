@@ -77,9 +77,22 @@ bool close_rel(double a, double b, double rel) {
 /// that were valid but held a non-finite value (and are not the NaN nodata) are marked in
 /// `non_finite`, allocated on the first one.
 void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<double> nodata,
-                          cv::Mat& valid, cv::Mat& non_finite) {
+                          cv::Mat& valid, cv::Mat& non_finite, bool may_be_non_finite) {
   const float nd = nodata ? static_cast<float>(*nodata) : 0.f;
   const bool nd_nan = nodata && std::isnan(*nodata);
+  if (!may_be_non_finite) {
+    // Integer source bands converted to float are finite: only the nodata value to drop, in a
+    // branch-free loop the compiler vectorises (this runs on every pixel read).
+    if (!nodata || nd_nan) return;
+    for (int r = 0; r < valid.rows; ++r) {
+      auto* v = valid.ptr<std::uint8_t>(r);
+      for (const auto& b : bands) {
+        const float* p = b.ptr<float>(r);
+        for (int c = 0; c < valid.cols; ++c) v[c] = p[c] == nd ? 0 : v[c];
+      }
+    }
+    return;
+  }
   for (int r = 0; r < valid.rows; ++r) {
     auto* v = valid.ptr<std::uint8_t>(r);
     for (const auto& b : bands) {
@@ -491,6 +504,7 @@ struct SceneReader::Impl {
   DatasetPtr vrt;  // warp path only; closed before `src` (it holds a reference to it)
   std::vector<int> bands;
   bool direct = false;
+  bool integer_source = false;  ///< every band read has an integer data type (never NaN/Inf)
   int off_x = 0, off_y = 0;  // file pixel = analysis pixel + offset (direct path)
 
   ~Impl() {
@@ -692,7 +706,7 @@ struct SceneReader::Impl {
       cv::compare(alpha, 254.5, ok, cv::CMP_GE);
       ok.copyTo(out.valid(cv::Rect(dx, dy, in_grid.width, in_grid.height)));
     }
-    and_finite_and_value(out.bands, options.nodata, out.valid, out.non_finite);
+    and_finite_and_value(out.bands, options.nodata, out.valid, out.non_finite, !integer_source);
     zero_invalid(out.bands, out.valid);
     return out;
   }
@@ -737,6 +751,10 @@ SceneReader::SceneReader(const SceneInfo& scene, const Grid& analysis_grid, cons
       }
     }
     s.bands = options.bands;
+  }
+  s.integer_source = true;
+  for (int b : s.bands) {
+    if (GDALDataTypeIsInteger(GDALGetRasterDataType(GDALGetRasterBand(h, b))) == 0) s.integer_source = false;
   }
   s.decide_direct();
   if (!s.direct) s.build_vrt();

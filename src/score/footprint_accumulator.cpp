@@ -86,11 +86,11 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
   const Window core = tile.core;
   const cv::Size size(std::max(0, core.width), std::max(0, core.height));
   if (!core.empty()) {
-    if (score.type() != CV_32F || valid.type() != CV_8U || mask.type() != CV_8U || score.size() != size ||
-        valid.size() != size || mask.size() != size) {
+    if ((score.type() != CV_32F && score.type() != CV_16U) || valid.type() != CV_8U || mask.type() != CV_8U ||
+        score.size() != size || valid.size() != size || mask.size() != size) {
       throw Error(ErrorKind::internal,
-                  "accumulate_tile: score (CV_32F), valid and mask (CV_8U) must be core-sized", "score", {},
-                  tile.index);
+                  "accumulate_tile: score (CV_32F or CV_16U codes), valid and mask (CV_8U) must be core-sized",
+                  "score", {}, tile.index);
     }
   }
   std::vector<FeaturePartial> out;
@@ -144,7 +144,9 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
       if (xs.size() < 2) continue;
       std::sort(xs.begin(), xs.end());
       const int lr = r - core.y;
-      const auto* sp = score.ptr<float>(lr);
+      const bool codes = score.type() == CV_16U;
+      const auto* sp = codes ? nullptr : score.ptr<float>(lr);
+      const auto* qp = codes ? score.ptr<std::uint16_t>(lr) : nullptr;
       const auto* vp = valid.ptr<std::uint8_t>(lr);
       const auto* mp = mask.ptr<std::uint8_t>(lr);
       const double lo_clip = core.x - 2.0, hi_clip = core.x + core.width + 2.0;
@@ -161,7 +163,8 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
           ++part.sums.inside;
           if (vp[lc] != 0) {
             ++part.sums.valid;
-            qsum += quantise_score(sp[lc]);
+            // A code is score x 2^16: in 2^-24 units exactly code x 256 (= quantise_score of it).
+            qsum += codes ? static_cast<std::int64_t>(qp[lc]) * 256 : quantise_score(sp[lc]);
             if (mp[lc] == kMaskChanged) ++part.sums.changed;
           }
         }

@@ -101,7 +101,9 @@ double resolve_threshold(const ThresholdConfig& config, const ScoreHistogram& hi
 
 namespace {
 
-// `changed` (CV_8U 0/1) -> opened -> final MaskValue layer with `valid`.
+// `changed` (CV_8U, 0 or non-zero) -> opened -> MaskValue layer with `valid` (CV_8U 0/255).
+// Whole-matrix OpenCV operations (SIMD, dispatched at run time): the mask is on the critical
+// path of rescore.
 cv::Mat finish_mask(cv::Mat changed, const cv::Mat& valid, int open_radius) {
   if (open_radius > 0 && !changed.empty()) {
     const int d = 2 * open_radius + 1;
@@ -110,15 +112,11 @@ cv::Mat finish_mask(cv::Mat changed, const cv::Mat& valid, int open_radius) {
     // never erodes; the engine's halo (>= 2 x radius) makes core results tile-independent.
     cv::morphologyEx(changed, changed, cv::MORPH_OPEN, kernel);
   }
-  cv::Mat out(changed.size(), CV_8U);
-  for (int r = 0; r < changed.rows; ++r) {
-    const auto* v = valid.ptr<std::uint8_t>(r);
-    const auto* m = changed.ptr<std::uint8_t>(r);
-    auto* o = out.ptr<std::uint8_t>(r);
-    for (int c = 0; c < changed.cols; ++c) {
-      o[c] = v[c] == 0 ? kMaskInvalid : (m[c] != 0 ? kMaskChanged : kMaskUnchanged);
-    }
-  }
+  // changed -> 1, then invalid -> 255: (changed != 0 ? 1 : 0) | (valid == 0 ? 255 : 0).
+  cv::Mat out, invalid;
+  cv::min(changed, 1, out);
+  cv::compare(valid, 0, invalid, cv::CMP_EQ);
+  cv::bitwise_or(out, invalid, out);
   return out;
 }
 
@@ -185,15 +183,12 @@ cv::Mat damage_mask_from_codes(const cv::Mat& codes, double threshold, int open_
   if (codes.type() != CV_16U) throw Error(ErrorKind::internal, "damage_mask_from_codes: expects CV_16U codes");
   if (open_radius < 0) throw Error(ErrorKind::internal, "damage_mask_from_codes: negative opening radius");
   const std::uint16_t t = threshold_code(threshold);
-  cv::Mat changed(codes.size(), CV_8U), valid(codes.size(), CV_8U);
-  for (int r = 0; r < codes.rows; ++r) {
-    const auto* q = codes.ptr<std::uint16_t>(r);
-    auto* m = changed.ptr<std::uint8_t>(r);
-    auto* v = valid.ptr<std::uint8_t>(r);
-    for (int c = 0; c < codes.cols; ++c) {
-      v[c] = q[c] == kScoreCodeInvalid ? 0 : 255;
-      m[c] = q[c] >= t && q[c] != kScoreCodeInvalid ? 1 : 0;
-    }
+  cv::Mat changed, valid;
+  cv::compare(codes, double(kScoreCodeInvalid), valid, cv::CMP_NE);
+  if (t > kScoreCodeMax) {
+    changed = cv::Mat::zeros(codes.size(), CV_8U);
+  } else {
+    cv::inRange(codes, double(t), double(kScoreCodeMax), changed);  // 255 where t <= code <= max
   }
   return finish_mask(std::move(changed), valid, open_radius);
 }

@@ -41,7 +41,8 @@ struct FeaturePartial {
 };
 
 /// Rasterises each listed feature over `tile.core` and sums `score`, `valid` and `mask`
-/// (core-sized: CV_32F, CV_8U 255 = valid, CV_8U MaskValue). Pure and thread-safe.
+/// (core-sized: CV_32F scores or CV_16U stored codes (score = code x 2^-16, the same sums),
+/// CV_8U 255 = valid, CV_8U MaskValue). Pure and thread-safe.
 std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& features,
                                             const std::vector<std::int64_t>& ids, const Tile& tile,
                                             const cv::Mat& score, const cv::Mat& valid, const cv::Mat& mask);
