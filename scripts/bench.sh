@@ -67,9 +67,10 @@ fi
 if ((rescore_only == 0)); then
 echo "[" > "$json.tmp"
 {
-  echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB |"
-  echo "|---|---|---|---|---|---|"
+  echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB | output MB per Mpx | I/O floor s (median) | run / floor |"
+  echo "|---|---|---|---|---|---|---|---|---|"
 } > "$md.tmp"
+eff_lines=()
 first=1
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for n in $sizes; do
@@ -79,7 +80,17 @@ for n in $sizes; do
     echo "bench: generating $n x $n pair in $d" >&2
     "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
   fi
+  declare -A wall_of=()
   for t in $threads; do
+    # The I/O floor at this thread count, measured in the same session (bench/io_floor.cpp).
+    floors=()
+    for ((i = 0; i < runs; i++)); do
+      f=$("$build/bench/aftermath_io_floor" "$d/pre.tif" "$d/post.tif" "$d/floor.h5" "$t" | sed -n 's/.*"total_s": \([0-9.]*\).*/\1/p')
+      floors+=("$f")
+      echo "bench: I/O floor $n px, $t thread(s), run $((i + 1)): ${f}s" >&2
+    done
+    rm -f "$d/floor.h5"
+    mf=$(printf '%s\n' "${floors[@]}" | median)
     walls=(); rss=()
     for ((i = 0; i < runs; i++)); do
       /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --overwrite --threads "$t" \
@@ -91,12 +102,21 @@ for n in $sizes; do
     done
     mw=$(printf '%s\n' "${walls[@]}" | median); mr=$(printf '%s\n' "${rss[@]}" | median)
     mpx=$(awk -v n="$n" -v w="$mw" 'BEGIN {printf "%.1f", n*n/1e6/w}')
+    wall_of[$t]=$mw
+    per_mpx=$(awk -v b="$(stat -c %s "$d/out.h5")" -v n="$n" 'BEGIN {printf "%.2f", b/1e6/(n*n/1e6)}')
+    ratio=$(awk -v w="$mw" -v f="$mf" 'BEGIN {printf "%.2f", w/f}')
     ((first)) || echo "," >> "$json.tmp"; first=0
-    printf '{"size": %s, "threads": %s, "runs": %s, "wall_s": [%s], "median_wall_s": %s, "mpx_per_s": %s, "peak_rss_mb": [%s], "median_peak_rss_mb": %s}' \
-      "$n" "$t" "$runs" "$(IFS=,; echo "${walls[*]}")" "$mw" "$mpx" "$(IFS=,; echo "${rss[*]}")" "$mr" >> "$json.tmp"
-    printf '| %s | %s | %s | %s | %s | %.0f |\n' "$n" "$t" "$runs" "$mw" "$mpx" "$mr" >> "$md.tmp"
+    printf '{"size": %s, "threads": %s, "runs": %s, "wall_s": [%s], "median_wall_s": %s, "mpx_per_s": %s, "peak_rss_mb": [%s], "median_peak_rss_mb": %s, "output_mb_per_mpx": %s, "io_floor_s": [%s], "median_io_floor_s": %s, "run_over_floor": %s}' \
+      "$n" "$t" "$runs" "$(IFS=,; echo "${walls[*]}")" "$mw" "$mpx" "$(IFS=,; echo "${rss[*]}")" "$mr" "$per_mpx" \
+      "$(IFS=,; echo "${floors[*]}")" "$mf" "$ratio" >> "$json.tmp"
+    printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$n" "$t" "$runs" "$mw" "$mpx" "$mr" "$per_mpx" "$mf" "$ratio" >> "$md.tmp"
   done
+  if [[ -n ${wall_of[1]:-} && -n ${wall_of[2]:-} ]]; then
+    eff_lines+=("- $n x $n: parallel efficiency 1 -> 2 threads = T1 / (2 T2) = ${wall_of[1]} / (2 x ${wall_of[2]}) = $(awk -v a="${wall_of[1]}" -v b="${wall_of[2]}" 'BEGIN {printf "%.0f%%", 100*a/(2*b)}')")
+  fi
+  unset wall_of
 done
+{ echo; printf '%s\n' "${eff_lines[@]}"; } >> "$md.tmp"
 echo "]" >> "$json.tmp"
 mv "$json.tmp" "$json"; mv "$md.tmp" "$md"
 cat "$md"

@@ -113,6 +113,19 @@ HEAD
            printf "| %s | %.1f | %.1f |\n", $1, $4, $7 / 1e6 }' "$WORK/bench.csv"
   cat <<'TAIL'
 
+## Reading the figures
+
+- The labels define "change" more narrowly than any unsupervised pixel detector can: LEVIR-CD
+  marks only buildings built or demolished, while whole crops turn from bare soil into lawns,
+  roads and roofs; xBD marks only damaged buildings, while a wildfire also burns the vegetation
+  around them. Precision is low by construction there; ROC AUC says how well each score ranks the
+  labelled pixels above the rest.
+- `ttest` here runs with one scene per side (its box's neighbours are the samples, calibrated on
+  the fit samples); it is built for stacks of several scenes per side (`--pre A --pre B ...`,
+  e.g. Sentinel-1 as PWTT), which these optical pairs are not.
+- Every figure uses the default threshold 0.5; `aftermath sweep` / `calibrate` pick a threshold
+  per detector against labels.
+
 Reproduce: `cmake --build build -j2 && scripts/detectors-report.sh build`. The runs take a few
 minutes on 2 cores; the benchmark about 10 s.
 TAIL

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <opencv2/imgproc.hpp>
 #include <string>
@@ -240,17 +241,15 @@ class CvaDetector final : public Detector {
     out.valid = p.valid;
     auto map = [&](const std::vector<cv::Mat>& in, std::vector<cv::Mat>& dst) {
       for (std::size_t b = 0; b < in.size(); ++b) {
-        cv::Mat m(in[b].size(), CV_32F);
-        const double e = log_offset_[b];
-        for (int r = 0; r < m.rows; ++r) {
-          const auto* x = in[b].ptr<float>(r);
-          auto* o = m.ptr<float>(r);
-          // NaN stays NaN (max would hide it); negative values (noise around 0) clip to 0.
-          for (int c = 0; c < m.cols; ++c) {
-            o[c] = std::isnan(x[c]) ? x[c]
-                                    : static_cast<float>(std::log(std::max(0.0, double{x[c]}) + e));
-          }
-        }
+        // ln(max(x, 0) + e): negative values (noise around 0) clip to 0. cv::log is vectorised;
+        // non-finite inputs keep their value (NaN, +-inf), so they stay "no evidence" downstream.
+        cv::Mat m;
+        cv::max(in[b], 0.0, m);
+        m += cv::Scalar(log_offset_[b]);
+        cv::log(m, m);
+        const cv::Mat non_finite =
+            ~(in[b] == in[b]) | (cv::abs(in[b]) == std::numeric_limits<float>::infinity());
+        in[b].copyTo(m, non_finite);
         dst.push_back(m);
       }
     };

@@ -49,12 +49,15 @@ class IrmadDetector final : public Detector {
     for (const auto& s : samples) {
       if (s.pre.size() == bands && !s.valid.empty()) vs.push_back(s.valid.reshape(1, 1));
     }
-    if (bands == 0 || vs.empty()) {
-      throw Error(ErrorKind::input, "irmad: no sample pixels to fit on");
-    }
-    cv::hconcat(vs, valid);
-    model_ = fit_irmad(pre, post, valid, options_);
+    bands_ = bands;
     fitted_ = true;
+    model_ = IrmadModel{};
+    if (bands == 0 || vs.empty()) return;
+    cv::hconcat(vs, valid);
+    // Too few valid sample pixels for a CCA (a scene that is nearly all nodata): nothing can be
+    // told apart, so every pixel scores 0, like the other detectors on such a scene.
+    if (cv::countNonZero(valid) < static_cast<int>(2 * bands + 2)) return;
+    model_ = fit_irmad(pre, post, valid, options_);
   }
 
   cv::Mat score(const BandPair& w) const override {
@@ -66,11 +69,15 @@ class IrmadDetector final : public Detector {
     if (!fitted_) throw Error(ErrorKind::internal, "irmad: score() called before fit()");
     check_pair(w, "irmad score");
     const std::size_t p = model_.bands();
-    if (w.pre.size() != p)
+    if (w.pre.size() != bands_)
       throw Error(ErrorKind::internal, "irmad score: band count differs from the fit");
-    const cv::Mat ok = usable_mask(w);
     cv::Mat out(w.valid.size(), CV_32F, cv::Scalar(0));
     cv::Mat prob(w.valid.size(), CV_32F, cv::Scalar(std::numeric_limits<float>::quiet_NaN()));
+    if (p == 0) {  // not fitted on any pixel: no evidence anywhere
+      layers.assign(1, prob);
+      return out;
+    }
+    const cv::Mat ok = usable_mask(w);
     std::vector<double> a(p), b(p);
     const int dof = static_cast<int>(p);
     for (int r = 0; r < out.rows; ++r) {
@@ -109,6 +116,7 @@ class IrmadDetector final : public Detector {
   IrmadOptions options_;
   double s2_;
   IrmadModel model_;
+  std::size_t bands_ = 0;
   bool fitted_ = false;
 };
 

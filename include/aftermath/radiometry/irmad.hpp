@@ -13,9 +13,10 @@
 namespace aftermath {
 
 struct IrmadOptions {
-  int max_iterations = 50;  ///< >= 1
-  /// Converged when no canonical correlation moves by more than this between two iterations.
-  double tolerance = 1e-6;
+  int max_iterations = 100;  ///< >= 1
+  /// Converged when no canonical correlation moves by more than this between two iterations
+  /// (0.001 as Canty's iMad; the correlations then creep by less than that per iteration).
+  double tolerance = 1e-3;
 };
 
 /// The fitted transform. With p bands: MAD_i = a_i . (pre - pre_mean) - b_i . (post - post_mean),

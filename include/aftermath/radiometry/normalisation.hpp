@@ -30,13 +30,13 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
 /// Applies the map in place to post bands.
 void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands);
 
-/// IR-MAD normalisation (Canty & Nielsen 2008): fit IR-MAD (default options) on the valid pixels,
-/// keep the pixels whose chi-square no-change probability is above `min_no_change_probability`
-/// (the invariant pixels), and per band fit pre = gain * post + offset by orthogonal regression
-/// (total least squares: both scenes carry noise, so ordinary least squares would bias the gain
-/// towards 0). Fewer than 2 x bands + 2 invariant pixels: the pixels with the top 5% no-change
-/// probability are used instead. `model` receives the IR-MAD fit (iterations, correlations) and
-/// `invariant` the number of pixels the regression used.
+/// IR-MAD normalisation (Canty & Nielsen 2008): fit IR-MAD (default IrmadOptions: 100 iterations,
+/// tolerance 0.001) on the valid pixels, keep the pixels whose chi-square no-change probability is
+/// above `min_no_change_probability` (the invariant pixels), and per band fit pre = gain * post +
+/// offset by orthogonal regression (total least squares: both scenes carry noise, so ordinary least
+/// squares would bias the gain towards 0). Fewer than 2 x bands + 2 invariant pixels: the pixels
+/// with the top 5% no-change probability are used instead. `model` receives the IR-MAD fit
+/// (iterations, correlations) and `invariant` the number of pixels the regression used.
 LinearNormalisation fit_irmad_linear(const std::vector<cv::Mat>& pre,
                                      const std::vector<cv::Mat>& post, const cv::Mat& valid,
                                      double min_no_change_probability, IrmadModel* model,

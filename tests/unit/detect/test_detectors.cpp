@@ -375,3 +375,23 @@ TEST(Ensemble, IsTheWeightedMeanOfItsMembers) {
 
 }  // namespace
 }  // namespace aftermath
+
+namespace aftermath {
+namespace {
+
+TEST(EveryDetectorEmpty, AllNodataSamplesScoreZeroEverywhere) {
+  for (const auto& method : kMethods) {
+    BandPair p;
+    for (int b = 0; b < 3; ++b) {
+      p.pre.push_back(cv::Mat(40, 40, CV_32F, cv::Scalar(10.0 + b)));
+      p.post.push_back(cv::Mat(40, 40, CV_32F, cv::Scalar(90.0 - b)));
+    }
+    p.valid = cv::Mat(40, 40, CV_8U, cv::Scalar(0));
+    auto det = make_detector(config_for(method));
+    ASSERT_NO_THROW(det->fit({p})) << method;
+    EXPECT_EQ(cv::countNonZero(det->score(p)), 0) << method;
+  }
+}
+
+}  // namespace
+}  // namespace aftermath
