@@ -74,10 +74,26 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   w.valid.release();
 }
 
+std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles) {
+  std::vector<int> order;
+  order.reserve(static_cast<std::size_t>(tiles.count()));
+  const int step = std::max(1, strip_tiles);
+  for (int c0 = 0; c0 < tiles.cols(); c0 += step) {
+    for (int r = 0; r < tiles.rows(); ++r) {
+      for (int c = c0; c < std::min(c0 + step, tiles.cols()); ++c) order.push_back(r * tiles.cols() + c);
+    }
+  }
+  return order;
+}
+
 void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
-                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel) {
+                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel,
+                       const std::vector<int>& order) {
   int next = 0;
   const int n = tiles.count();
+  if (!order.empty() && static_cast<int>(order.size()) != n) {
+    throw Error(ErrorKind::internal, "tile pipeline: the order does not list every tile");
+  }
   // The work items live here, not in the pipeline: when a stage throws, TBB drops the items in
   // flight without destroying them, so the pipeline passes only tile indices and this vector
   // frees whatever was in flight.
@@ -98,7 +114,7 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                                       const int i = next++;
                                       auto& w = works[static_cast<std::size_t>(i)];
                                       w = std::make_unique<TileWork>();
-                                      w->tile = tiles.tile(i);
+                                      w->tile = tiles.tile(order.empty() ? i : order[static_cast<std::size_t>(i)]);
                                       if (stages.load) stages.load(*w);
                                       return i;
                                     }) &

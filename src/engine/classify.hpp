@@ -77,8 +77,17 @@ struct PipelineStages {
   std::function<void(TileWork&)> compute;  ///< parallel, before classify; may be empty
   std::function<void(TileWork&)> store;    ///< serial, in tile order
 };
+/// Tiles go through in `order` (tile indices, each once; empty = row-major). Every result is
+/// independent of the order (integer sums, chunks by position), so the order is only about speed.
 void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
-                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel);
+                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel,
+                       const std::vector<int>& order = {});
+
+/// Tiles in vertical strips `strip_tiles` wide, row-major inside each strip, strips left to
+/// right. Reading a tile's halo decodes the input blocks of its neighbours: in strips, the blocks
+/// of the tile row above are a few MB whatever the scene width, so they are still in GDAL's
+/// bounded block cache (row-major order needs a whole scene-wide band of blocks per thread).
+std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles);
 
 /// Per-feature outcome counts.
 struct ClassCounts {

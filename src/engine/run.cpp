@@ -400,7 +400,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (progress) progress("score", written, n_tiles);
   };
   // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
-  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled);
+  // Strips about 2048 px wide: the input blocks under the tile row above stay cached.
+  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled,
+                            engine::strip_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size)));
   summary.times.score = seconds_since(t_score);
 
   for (const auto& [count, path] : {std::pair{non_finite.pre, req.pre}, std::pair{non_finite.post, req.post}}) {
