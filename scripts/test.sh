@@ -49,7 +49,7 @@ else
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$here/tests/sanitizers/tsan.supp}
   # The engine pipeline: the engine unit tests, the pipeline acceptance tests and the
   # thread-count determinism test (the binary under TSan).
-  [[ -n $regex || -n $label ]] || ctest_args+=(-R '^(EngineRun|Acceptance)|e2e_threads_identical')
+  [[ -n $regex || -n $label ]] || ctest_args+=(-R '^(EngineRun|Acceptance|Engine/DetectorRun)|e2e_threads_identical')
 fi
 # Not -Werror here: GCC 12 raises false maybe-uninitialized warnings inside libstdc++ under the
 # sanitizers' instrumentation; the normal build keeps warnings as errors.

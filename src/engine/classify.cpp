@@ -99,13 +99,18 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
   // frees whatever was in flight.
   std::vector<std::unique_ptr<TileWork>> works(static_cast<std::size_t>(n));
   // Stored tiles, counted with release/acquire: states in our code (where ThreadSanitizer sees it)
-  // the happens-before that TBB's own, uninstrumented synchronisation gives.
-  std::atomic<int> stored{0};
+  // the happens-before that TBB's own, uninstrumented synchronisation gives. The same for every
+  // hand-off inside the pipeline: from one serial-stage call to the next (`source_turn`,
+  // `store_turn`) and along each item, source -> compute -> store (`item_stage`). They order
+  // nothing TBB does not already order; they make it visible.
+  std::atomic<int> stored{0}, source_turn{0}, store_turn{0};
+  std::vector<std::atomic<int>> item_stage(static_cast<std::size_t>(n));
   arena.execute([&] {
     tbb::parallel_pipeline(
         static_cast<std::size_t>(std::max(1, tokens)),
         tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
                                     [&](tbb::flow_control& fc) -> int {
+                                      (void)source_turn.load(std::memory_order_acquire);
                                       if (check_cancel) check_cancel("score");
                                       if (next >= n) {
                                         fc.stop();
@@ -116,11 +121,14 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                                       w = std::make_unique<TileWork>();
                                       w->tile = tiles.tile(order.empty() ? i : order[static_cast<std::size_t>(i)]);
                                       if (stages.load) stages.load(*w);
+                                      item_stage[static_cast<std::size_t>(i)].store(1, std::memory_order_release);
+                                      source_turn.store(next, std::memory_order_release);
                                       return i;
                                     }) &
             tbb::make_filter<int, int>(
                 tbb::filter_mode::parallel,
                 [&](int i) {
+                  (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
                   TileWork& w = *works[static_cast<std::size_t>(i)];
                   try {
                     if (stages.compute) stages.compute(w);
@@ -130,12 +138,16 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                   } catch (const cv::Exception& e) {
                     throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, w.tile.index);
                   }
+                  item_stage[static_cast<std::size_t>(i)].store(2, std::memory_order_release);
                   return i;
                 }) &
             tbb::make_filter<int, void>(tbb::filter_mode::serial_in_order, [&](int i) {
+              (void)store_turn.load(std::memory_order_acquire);
+              (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
               auto& w = works[static_cast<std::size_t>(i)];
               stages.store(*w);
               w.reset();
+              store_turn.store(i + 1, std::memory_order_release);
               stored.fetch_add(1, std::memory_order_release);
             }));
   });
