@@ -3,11 +3,21 @@
 /// Small RAII wrappers for HDF5 identifiers (private to the io module).
 /// An `H5Handle` owns one hid_t and closes it with the matching H5?close function.
 #include <hdf5.h>
+#include <opencv2/core.hpp>
 
 #include <string>
 #include <utility>
 
+#include "aftermath/io/hdf5_writer.hpp"
+
 namespace aftermath::h5 {
+
+/// Bytes per element and the OpenCV matrix type of a layer type (shared by chunk encoding,
+/// decoding and the writer).
+inline std::size_t element_size(LayerType t) { return t == LayerType::float32 ? 4 : t == LayerType::uint16 ? 2 : 1; }
+inline int cv_type(LayerType t) {
+  return t == LayerType::float32 ? CV_32FC1 : t == LayerType::uint16 ? CV_16UC1 : CV_8UC1;
+}
 
 class Handle {
  public:

@@ -63,8 +63,8 @@ constexpr hsize_t kTableChunk = 16384;          // elements per chunk of a table
 // attributes to dense storage when needed: without it an attribute over 64 KiB cannot be stored.
 constexpr unsigned kCrtOrder = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
 
-std::size_t element_size(LayerType t) { return t == LayerType::float32 ? 4 : t == LayerType::uint16 ? 2 : 1; }
-int cv_type(LayerType t) { return t == LayerType::float32 ? CV_32FC1 : t == LayerType::uint16 ? CV_16UC1 : CV_8UC1; }
+using h5::cv_type;
+using h5::element_size;
 const char* cv_type_name(LayerType t) {
   return t == LayerType::float32 ? "CV_32FC1" : t == LayerType::uint16 ? "CV_16UC1" : "CV_8UC1";
 }

@@ -254,8 +254,8 @@ EncodedChunk Hdf5ChunkReader::read(int x, int y) const {
 }
 
 cv::Mat decode_chunk(const LayerSpec& spec, const EncodedChunk& chunk, int chunk_size, bool filtered) {
-  const int type = spec.type == LayerType::float32 ? CV_32FC1 : spec.type == LayerType::uint16 ? CV_16UC1 : CV_8UC1;
-  const std::size_t s = spec.type == LayerType::float32 ? 4 : spec.type == LayerType::uint16 ? 2 : 1;
+  const int type = h5::cv_type(spec.type);
+  const std::size_t s = h5::element_size(spec.type);
   const std::size_t n = std::size_t(chunk_size) * std::size_t(chunk_size);
   const std::size_t nbytes = n * s;
   cv::Mat out(chunk_size, chunk_size, type);
