@@ -30,6 +30,14 @@ fi
 mkdir -p "$here/bench/results" "$data"
 json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# The synthetic pair of size $1 in $data/$1, generated once.
+ensure_pair() {
+  local d=$data/$1
+  [[ -s $d/post.tif ]] && return
+  mkdir -p "$d"
+  echo "bench: generating $1 x $1 pair in $d" >&2
+  "$build/aftermath-synth" --size "$1" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
+}
 if ((align_only)); then
   # Estimation only (`aftermath align`): the estimate time it reports -> Mpx of overlap per
   # second; peak RSS of the whole process, which must not grow with the scene size.
@@ -38,11 +46,7 @@ if ((align_only)); then
     echo "|---|---|---|---|---|---|---|---|"; } > "$amd.tmp"
   for n in $sizes; do
     d=$data/$n
-    if [[ ! -s $d/post.tif ]]; then
-      mkdir -p "$d"
-      echo "bench: generating $n x $n pair in $d" >&2
-      "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
-    fi
+    ensure_pair "$n"
     for t in $threads; do
       ests=(); rss=()
       for ((i = 0; i < runs; i++)); do
@@ -72,14 +76,9 @@ echo "[" > "$json.tmp"
 } > "$md.tmp"
 eff_lines=()
 first=1
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 for n in $sizes; do
   d=$data/$n
-  if [[ ! -s $d/post.tif ]]; then
-    mkdir -p "$d"
-    echo "bench: generating $n x $n pair in $d" >&2
-    "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
-  fi
+  ensure_pair "$n"
   declare -A wall_of=()
   for t in $threads; do
     # The I/O floor at this thread count, measured in the same session (bench/io_floor.cpp).
@@ -130,7 +129,7 @@ rmd="$here/bench/results/rescore.md"
 { echo "| size | runs | median run s | median rescore s | run / rescore |"; echo "|---|---|---|---|---|"; } > "$rmd.tmp"
 for n in $rsizes; do
   d=$data/$n
-  [[ -s $d/post.tif ]] || { mkdir -p "$d"; "$build/aftermath-synth" --size "$n" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2; }
+  ensure_pair "$n"
   rw=(); sw=()
   for ((i = 0; i < runs; i++)); do
     t0=$(date +%s.%N)
