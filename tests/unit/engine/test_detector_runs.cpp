@@ -16,19 +16,15 @@
 #include "aftermath/engine/job.hpp"
 #include "aftermath/io/geotiff_writer.hpp"
 #include "synthetic_scene.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace aftermath;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/aftermath-detruns-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("aftermath-detruns") {}
 };
 
 synth::SceneSpec small_scene() {

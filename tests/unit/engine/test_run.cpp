@@ -14,19 +14,15 @@
 #include "aftermath/evaluate/metrics.hpp"
 #include "aftermath/io/geotiff_writer.hpp"
 #include "synthetic_scene.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace aftermath;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/aftermath-engine-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("aftermath-engine") {}
 };
 
 void write_pair(const synth::SceneSpec& spec, const fs::path& dir) {
