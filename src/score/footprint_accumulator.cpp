@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -235,6 +236,54 @@ void FootprintAccumulator::add(const std::vector<FeaturePartial>& partials) {
     }
     sums_[static_cast<std::size_t>(p.feature)].merge(p.sums);
   }
+}
+
+namespace {
+
+template <typename T>
+void put(std::vector<std::uint8_t>& out, const T& v) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(&v);
+  out.insert(out.end(), p, p + sizeof(T));
+}
+
+template <typename T>
+T take(const std::vector<std::uint8_t>& in, std::size_t& pos) {
+  if (in.size() - pos < sizeof(T)) throw Error(ErrorKind::internal, "FootprintAccumulator: truncated state");
+  T v;
+  std::memcpy(&v, in.data() + pos, sizeof(T));
+  pos += sizeof(T);
+  return v;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> FootprintAccumulator::serialize() const {
+  std::vector<std::uint8_t> out;
+  out.reserve(8 + sums_.size() * 32);
+  put(out, static_cast<std::uint64_t>(sums_.size()));
+  for (const auto& s : sums_) {
+    put(out, s.inside);
+    put(out, s.valid);
+    put(out, s.changed);
+    put(out, s.score_sum);
+  }
+  return out;
+}
+
+void FootprintAccumulator::merge_serialized(const std::vector<std::uint8_t>& bytes) {
+  std::size_t pos = 0;
+  if (take<std::uint64_t>(bytes, pos) != sums_.size()) {
+    throw Error(ErrorKind::internal, "FootprintAccumulator::merge_serialized: feature count differs");
+  }
+  for (auto& s : sums_) {
+    FeatureSums o;
+    o.inside = take<std::int64_t>(bytes, pos);
+    o.valid = take<std::int64_t>(bytes, pos);
+    o.changed = take<std::int64_t>(bytes, pos);
+    o.score_sum = take<double>(bytes, pos);
+    s.merge(o);
+  }
+  if (pos != bytes.size()) throw Error(ErrorKind::internal, "FootprintAccumulator::merge_serialized: trailing bytes");
 }
 
 std::vector<FeatureResult> FootprintAccumulator::finalize(const std::vector<Footprint>& features,

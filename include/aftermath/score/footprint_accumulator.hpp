@@ -69,6 +69,12 @@ class FootprintAccumulator {
   /// Call in tile order from one thread.
   void add(const std::vector<FeaturePartial>& partials);
   const std::vector<FeatureSums>& sums() const { return sums_; }
+  /// The accumulated state as bytes (host byte order), to combine accumulators that each saw a
+  /// part of the tiles (e.g. one per MPI rank) with merge_serialized().
+  std::vector<std::uint8_t> serialize() const;
+  /// Adds the state of an accumulator of the same features (from serialize()). The result does
+  /// not depend on the order of merges. Throws Error(internal) on a malformed or mismatched state.
+  void merge_serialized(const std::vector<std::uint8_t>& bytes);
   std::vector<FeatureResult> finalize(const std::vector<Footprint>& features, const DamageConfig& config) const;
 
  private:

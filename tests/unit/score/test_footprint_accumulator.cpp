@@ -270,4 +270,32 @@ TEST(FeatureSums, MergeAndAccumulatorOrder) {
 }
 
 }  // namespace
+TEST(FootprintAccumulatorMerge, TwoHalvesMergedFromBytesEqualOneAccumulator) {
+  Layers l = random_layers(200, 200, 7);
+  l.mask = damage_mask(l.score, l.valid, 0.6, 0);
+  std::vector<Footprint> fs;
+  fs.push_back(rect(0, 10.0, 10.0, 150.0, 190.0));  // crosses every tile
+  fs.push_back(rect(1, 120.0, 20.0, 140.0, 40.0));
+  fs.push_back(rect(2, -30.0, -30.0, -10.0, -10.0));  // outside
+  const TileGrid grid(200, 200, 64, 0);
+  const FootprintIndex index(fs, grid);
+  FootprintAccumulator whole(fs.size()), first(fs.size()), second(fs.size());
+  for (int i = 0; i < grid.count(); ++i) {
+    const Tile t = grid.tile(i);
+    auto parts = accumulate_tile(fs, index.in_tile(i), t, l.score(t.core.rect()), l.valid(t.core.rect()),
+                                 l.mask(t.core.rect()));
+    whole.add(parts);
+    (i % 2 == 0 ? first : second).add(parts);
+  }
+  FootprintAccumulator merged(fs.size());
+  merged.merge_serialized(second.serialize());
+  merged.merge_serialized(first.serialize());
+  ASSERT_EQ(merged.serialize(), whole.serialize());
+  FootprintAccumulator wrong(fs.size() + 1);
+  EXPECT_THROW(wrong.merge_serialized(whole.serialize()), Error);
+  auto truncated = whole.serialize();
+  truncated.pop_back();
+  EXPECT_THROW(merged.merge_serialized(truncated), Error);
+}
+
 }  // namespace aftermath
