@@ -17,6 +17,19 @@ namespace aftermath::cli {
 
 void print_export(const ExportResult& r);  // cmd_export.cpp
 
+void print_damage(const std::string& scheme, const std::array<std::int64_t, 5>& grades,
+                  const std::array<std::int64_t, 4>& kinds, std::int64_t features, std::int64_t sites, bool sites_on) {
+  if (features > 0 && kinds[0] != features) {
+    std::cout << fmt::format("kinds       building {}, road segments {}, infrastructure {}, rail segments {}\n",
+                             kinds[0], kinds[1], kinds[2], kinds[3]);
+  }
+  if (features > 0 && scheme == "unosat") {
+    std::cout << fmt::format("unosat      no visible damage {}, possibly {}, moderately {}, severely {}, destroyed {}\n",
+                             grades[0], grades[1], grades[2], grades[3], grades[4]);
+  }
+  if (sites_on) std::cout << fmt::format("sites       {} damage sites\n", sites);
+}
+
 namespace {
 
 void print_summary(const RunSummary& s) {
@@ -36,6 +49,7 @@ void print_summary(const RunSummary& s) {
                              s.features, s.class_counts[0], s.class_counts[1], s.class_counts[2],
                              s.class_counts[3], s.no_data, s.outside);
   }
+  print_damage(s.scheme, s.grade_counts, s.kind_counts, s.features, s.sites, s.sites >= 0);
   std::cout << fmt::format("time        {:.2f} s (plan {:.2f}, estimate {:.2f}, score+write {:.2f}, "
                            "finalize {:.2f}); {:.1f} Mpx/s\n",
                            s.times.total, s.times.plan, s.times.estimate, s.times.score,

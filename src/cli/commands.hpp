@@ -2,12 +2,18 @@
 // The CLI's subcommands: each file registers one (options + the function that runs it). A
 // command returns the process exit code (README "Exit codes"); errors are aftermath::Error,
 // mapped to exit codes in main.cpp.
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 namespace aftermath::cli {
+
+/// Per-kind counts (when not all buildings), the scheme's classes (unosat) and the damage sites.
+void print_damage(const std::string& scheme, const std::array<std::int64_t, 5>& grades,
+                  const std::array<std::int64_t, 4>& kinds, std::int64_t features, std::int64_t sites, bool sites_on);
 
 inline constexpr const char* kExitCodes =
     "Exit codes: 0 done; 1 a job failed (bad or unusable input, processing error); "

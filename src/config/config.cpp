@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/footprint.hpp"
 
 namespace aftermath {
 namespace {
@@ -185,11 +186,15 @@ constexpr std::array<std::string_view, 3> kResamplings{"nearest", "bilinear", "c
 constexpr std::array<std::string_view, 4> kAlignModels{"auto", "translation", "affine", "field"};
 constexpr std::array<std::string_view, 7> kDetectMethods{"cva",     "log-ratio", "irmad",   "ssim",
                                                          "texture", "ttest",     "ensemble"};
-constexpr std::array<std::string_view, 4> kRadiometryMethods{"none", "robust-linear", "irmad", "histogram"};
+constexpr std::array<std::string_view, 4> kRadiometryMethods{"none", "robust-linear", "irmad",
+                                                             "histogram"};
 constexpr std::array<std::string_view, 2> kThresholdMethods{"fixed", "otsu"};
-constexpr std::array<std::string_view, 2> kDamageMetrics{"changed_fraction", "mean_score"};
-constexpr std::array<std::string_view, 9> kSections{"grid",   "tiling",    "input",  "align",     "radiometry",
-                                                    "detect", "threshold", "damage", "output"};
+constexpr std::array<std::string_view, 4> kDamageMetrics{"changed_fraction", "mean_score",
+                                                         "median_score", "p90_score"};
+constexpr std::array<std::string_view, 2> kDamageSchemes{"xbd", "unosat"};
+constexpr std::array<std::string_view, 11> kSections{"grid",       "tiling", "input",     "align",
+                                                     "radiometry", "detect", "threshold", "damage",
+                                                     "features",   "sites",  "output"};
 
 constexpr std::string_view kSchemaVersionKey = "schema_version";
 constexpr Range kFraction{0, 1};
@@ -267,7 +272,8 @@ const auto kKeys = std::to_array<KeySpec>({
         "registration model; auto = the simplest whose cross-validated residual is near the best",
         {.choices = kAlignModels}),
     make_key<&C::align, &AlignConfig::min_psr>(
-        "align.min_psr", "smallest peak-to-sidelobe ratio of a tie point kept", {.range = {0, 1000}}),
+        "align.min_psr", "smallest peak-to-sidelobe ratio of a tie point kept",
+        {.range = {0, 1000}}),
     make_key<&C::align, &AlignConfig::min_ssim_gain>(
         "align.min_ssim_gain",
         "a tie point whose shift changes the similarity (SSIM) by less than this is dropped",
@@ -280,7 +286,8 @@ const auto kKeys = std::to_array<KeySpec>({
         {.choices = kRadiometryMethods}),
     make_key<&C::radiometry, &RadiometryConfig::irmad_no_change_probability>(
         "radiometry.irmad_no_change_probability",
-        "irmad: pixels with a chi-square no-change probability above this fit the orthogonal regression",
+        "irmad: pixels with a chi-square no-change probability above this fit the orthogonal "
+        "regression",
         {.range = {0, 1, true}, .rule = "< 1"}),
     make_key<&C::detect, &DetectConfig::method>("detect.method", "change detector",
                                                 {.choices = kDetectMethods}),
@@ -302,10 +309,12 @@ const auto kKeys = std::to_array<KeySpec>({
     make_key<&C::detect, &DetectConfig::irmad_max_iterations>(
         "detect.irmad_max_iterations", "irmad: most reweighting iterations", {.range = {1, 1000}}),
     make_key<&C::detect, &DetectConfig::irmad_tolerance>(
-        "detect.irmad_tolerance", "irmad: converged when no canonical correlation moves more than this",
+        "detect.irmad_tolerance",
+        "irmad: converged when no canonical correlation moves more than this",
         {.range = {0, 0.1, true}}),
     make_key<&C::detect, &DetectConfig::ssim_radius>(
-        "detect.ssim_radius", "ssim: radius of the box of the local statistics, px", {.range = {1, 15}}),
+        "detect.ssim_radius", "ssim: radius of the box of the local statistics, px",
+        {.range = {1, 15}}),
     make_key<&C::detect, &DetectConfig::texture_radius>(
         "detect.texture_radius", "texture: radius of the box of the gradient energy, px",
         {.range = {1, 15}}),
@@ -333,25 +342,94 @@ const auto kKeys = std::to_array<KeySpec>({
     make_key<&C::threshold, &ThresholdConfig::open_radius>(
         "threshold.open_radius", "morphological opening of the mask, px", {.range = {0, 32}}),
     make_key<&C::damage, &DamageConfig::metric>("damage.metric",
-                                                "per-building measure graded by the levels below",
+                                                "per-feature measure graded by the levels below "
+                                                "(lines: changed_fraction is along the centerline)",
                                                 {.choices = kDamageMetrics}),
-    make_key<&C::damage, &DamageConfig::minor>("damage.minor", "metric >= minor -> minor damage",
+    make_key<&C::damage, &DamageConfig::scheme>(
+        "damage.scheme",
+        "class scheme: xbd (no-damage/minor/major/destroyed) or unosat (no visible damage/possibly/"
+        "moderately/severely damaged/destroyed)",
+        {.choices = kDamageSchemes}),
+    make_key<&C::damage, &DamageConfig::minor>("damage.minor",
+                                               "xbd: metric >= minor -> minor damage",
                                                {.range = kFraction, .rule = "<= damage.major"}),
     make_key<&C::damage, &DamageConfig::major>(
-        "damage.major", "metric >= major -> major damage",
+        "damage.major", "xbd: metric >= major -> major damage",
         {.range = kFraction, .rule = "minor <= major <= destroyed"}),
-    make_key<&C::damage, &DamageConfig::destroyed>("damage.destroyed",
-                                                   "metric >= destroyed -> destroyed",
-                                                   {.range = kFraction, .rule = ">= damage.major"}),
+    make_key<&C::damage, &DamageConfig::destroyed>(
+        "damage.destroyed", "both schemes: metric >= destroyed -> destroyed",
+        {.range = kFraction, .rule = ">= damage.major, >= damage.severely"}),
+    make_key<&C::damage, &DamageConfig::possibly>(
+        "damage.possibly", "unosat: metric >= possibly -> possibly damaged",
+        {.range = kFraction, .rule = "<= damage.moderately"}),
+    make_key<&C::damage, &DamageConfig::moderately>(
+        "damage.moderately", "unosat: metric >= moderately -> moderately damaged",
+        {.range = kFraction, .rule = "possibly <= moderately <= severely"}),
+    make_key<&C::damage, &DamageConfig::severely>(
+        "damage.severely", "unosat: metric >= severely -> severely damaged",
+        {.range = kFraction, .rule = "moderately <= severely <= destroyed"}),
+    make_key<&C::damage, &DamageConfig::high_precision_shift>(
+        "damage.high_precision_shift",
+        "the high-precision operating point raises every level by this much", {.range = kFraction}),
+    make_key<&C::damage, &DamageConfig::high_recall_shift>(
+        "damage.high_recall_shift",
+        "the high-recall operating point lowers every level by this much", {.range = kFraction}),
     make_key<&C::damage, &DamageConfig::min_valid_fraction>(
-        "damage.min_valid_fraction", "below this valid fraction a building is `no-data`",
+        "damage.min_valid_fraction", "below this valid fraction a feature is `no-data`",
+        {.range = kFraction}),
+    make_key<&C::features, &FeaturesConfig::kinds>(
+        "features.kinds",
+        "rules attribute=value|value|*:kind (kind: building, road, rail, infrastructure), first "
+        "match "
+        "wins; unmatched polygons are buildings, unmatched lines and points are skipped",
+        {.rule = "each rule attribute=values:kind"}),
+    make_key<&C::features, &FeaturesConfig::width_attribute>(
+        "features.width_attribute",
+        "numeric attribute giving a line's width in metres (\"\" = none)"),
+    make_key<&C::features, &FeaturesConfig::road_width_m>(
+        "features.road_width_m", "width of a road without a width attribute, m",
+        {.range = {0, 200, true}}),
+    make_key<&C::features, &FeaturesConfig::rail_width_m>(
+        "features.rail_width_m", "width of rail without a width attribute, m",
+        {.range = {0, 200, true}}),
+    make_key<&C::features, &FeaturesConfig::line_width_m>(
+        "features.line_width_m", "width of other lines (power lines, pipelines), m",
+        {.range = {0, 200, true}}),
+    make_key<&C::features, &FeaturesConfig::point_radius_m>(
+        "features.point_radius_m", "radius of the disc scored around a point feature, m",
+        {.range = {0, 1000, true}}),
+    make_key<&C::features, &FeaturesConfig::segment_length_m>(
+        "features.segment_length_m", "lines are scored in pieces of at most this length, m",
+        {.range = {1, 100000}}),
+    make_key<&C::sites, &SitesConfig::enabled>(
+        "sites.enabled",
+        "find damage sites: connected parts of the damage mask, without footprints"),
+    make_key<&C::sites, &SitesConfig::min_area_m2>(
+        "sites.min_area_m2", "smallest damage site, m2 (pixels^2 on a pixel grid)",
+        {.range = {0, 1e9}}),
+    make_key<&C::sites, &SitesConfig::built_up_only>(
+        "sites.built_up_only",
+        "keep only sites on built-up ground of the pre scene (morphological building index); "
+        "stores "
+        "a built_up layer"),
+    make_key<&C::sites, &SitesConfig::built_up_index_threshold>(
+        "sites.built_up_index_threshold",
+        "building index (fraction of the pre scene's brightness range) above which a pixel is "
+        "built-up",
+        {.range = kFraction}),
+    make_key<&C::sites, &SitesConfig::built_up_max_size_m>(
+        "sites.built_up_max_size_m", "largest building the index looks for, m",
+        {.range = {1, 500}}),
+    make_key<&C::sites, &SitesConfig::min_built_up_fraction>(
+        "sites.min_built_up_fraction", "a site needs at least this fraction of built-up pixels",
         {.range = kFraction}),
     make_key<&C::output, &OutputConfig::deflate_level>(
-        "output.deflate_level", "deflate level of the mask, extra layers and tables; 0 = uncompressed",
-        {.range = {0, 9}}),
+        "output.deflate_level",
+        "deflate level of the mask, extra layers and tables; 0 = uncompressed", {.range = {0, 9}}),
     make_key<&C::output, &OutputConfig::score_deflate_level>(
         "output.score_deflate_level",
-        "deflate level of change_score; 0 = uncompressed (scores are noise-like: deflate saves ~10%)",
+        "deflate level of change_score; 0 = uncompressed (scores are noise-like: deflate saves "
+        "~10%)",
         {.range = {0, 9}}),
 });
 
@@ -972,6 +1050,12 @@ JobConfig parse_document(const YAML::Node& root, const Origin& origin) {
   return config;
 }
 
+std::string check_kind_rule(const std::string& rule) {
+  std::string problem;
+  (void)parse_kind_rule(rule, problem);
+  return problem;
+}
+
 /// Cross-field rules and every key's own check; messages name `source`.
 void validate_in(const JobConfig& config, const std::string& source) {
   for (const KeySpec& spec : kKeys) {
@@ -988,6 +1072,20 @@ void validate_in(const JobConfig& config, const std::string& source) {
     fail(source, "damage.major (" + format_real(damage.major) + ") must be <= damage.destroyed (" +
                      format_real(damage.destroyed) + ")");
   }
+  if (damage.scheme == "unosat" &&
+      !(damage.possibly <= damage.moderately && damage.moderately <= damage.severely &&
+        damage.severely <= damage.destroyed)) {
+    fail(source, "damage levels of the unosat scheme must rise: possibly (" +
+                     format_real(damage.possibly) + ") <= moderately (" +
+                     format_real(damage.moderately) + ") <= severely (" +
+                     format_real(damage.severely) + ") <= destroyed (" +
+                     format_real(damage.destroyed) + ")");
+  }
+  for (const std::string& rule : config.features.kinds) {
+    if (std::string problem = check_kind_rule(rule); !problem.empty()) {
+      fail(source, "features.kinds: rule " + in_quotes(rule) + ": " + problem);
+    }
+  }
   int window = config.align.window_size;
   if (window <= 0 || (window & (window - 1)) != 0) {
     fail(source, "align.window_size = " + std::to_string(window) +
@@ -1001,19 +1099,22 @@ void validate_in(const JobConfig& config, const std::string& source) {
   // A tile's mask equals the whole-scene mask only if the halo covers the detector's and the
   // opening's reach.
   if (config.tiling.halo < detect_radius(config.detect) + 2 * config.threshold.open_radius) {
-    fail(source, "tiling.halo (" + std::to_string(config.tiling.halo) +
-                     ") must be at least the radius of detector " + config.detect.method + " (" +
-                     std::to_string(detect_radius(config.detect)) + ") + 2 x threshold.open_radius (" +
-                     std::to_string(detect_radius(config.detect) + 2 * config.threshold.open_radius) + ")");
+    fail(source,
+         "tiling.halo (" + std::to_string(config.tiling.halo) +
+             ") must be at least the radius of detector " + config.detect.method + " (" +
+             std::to_string(detect_radius(config.detect)) + ") + 2 x threshold.open_radius (" +
+             std::to_string(detect_radius(config.detect) + 2 * config.threshold.open_radius) + ")");
   }
   const DetectConfig& d = config.detect;
-  if (d.method == "ensemble" && !(d.ensemble_cva + d.ensemble_log_ratio + d.ensemble_irmad + d.ensemble_ssim +
-                                      d.ensemble_texture + d.ensemble_ttest >
+  if (d.method == "ensemble" && !(d.ensemble_cva + d.ensemble_log_ratio + d.ensemble_irmad +
+                                      d.ensemble_ssim + d.ensemble_texture + d.ensemble_ttest >
                                   0)) {
     fail(source, "detect.method ensemble needs at least one detect.ensemble_* weight > 0");
   }
   if (!(config.radiometry.irmad_no_change_probability < 1)) {
-    fail(source, "radiometry.irmad_no_change_probability must be < 1 (no pixel has a no-change probability above 1)");
+    fail(source,
+         "radiometry.irmad_no_change_probability must be < 1 (no pixel has a no-change probability "
+         "above 1)");
   }
   const InputConfig& input = config.input;
   if (input.pre_bands.size() != input.post_bands.size()) {
@@ -1046,9 +1147,9 @@ std::string trim(std::string_view text) {
 // -----------------------------------------------------------------------------------------------
 
 void reject_yaml_hazards(const std::string& text, const std::string& source) {
-  int depth = 0;            // [ { nesting
-  char quote = 0;           // open ' or " (may span lines)
-  int block_indent = -1;    // >= 0: inside a block scalar whose parent line had this indentation
+  int depth = 0;          // [ { nesting
+  char quote = 0;         // open ' or " (may span lines)
+  int block_indent = -1;  // >= 0: inside a block scalar whose parent line had this indentation
   std::size_t line_no = 0, pos = 0;
   while (pos <= text.size()) {
     std::size_t end = text.find('\n', pos);
@@ -1062,13 +1163,17 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       if (indent < 0 || indent > block_indent) continue;  // block scalar content
       block_indent = -1;
     }
-    bool token_start = true;  // at the start of a token (line start, after blank or a closing quote)
+    bool token_start =
+        true;  // at the start of a token (line start, after blank or a closing quote)
     char last = 0;
     for (std::size_t i = 0; i < line.size(); ++i) {
       const char c = line[i];
       if (quote) {
         if (c == quote) {
-          if (quote == '\'' && i + 1 < line.size() && line[i + 1] == '\'') { ++i; continue; }
+          if (quote == '\'' && i + 1 < line.size() && line[i + 1] == '\'') {
+            ++i;
+            continue;
+          }
           quote = 0;
           token_start = true;
         } else if (c == '\\' && quote == '"') {
@@ -1077,21 +1182,35 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
         continue;
       }
       if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
-      if ((c == '\'' || c == '"') && token_start) { quote = c; continue; }
+      if ((c == '\'' || c == '"') && token_start) {
+        quote = c;
+        continue;
+      }
       // A '[' or '{' opens a flow collection only where a token starts (or inside one); elsewhere
       // it is plain text ("a{b"), and counting it would hide a stray ',' below (fuzz_config).
-      if ((c == '[' || c == '{') && (token_start || depth > 0)) { ++depth; token_start = true; continue; }
-      if ((c == ']' || c == '}') && depth > 0) { --depth; token_start = true; continue; }
+      if ((c == '[' || c == '{') && (token_start || depth > 0)) {
+        ++depth;
+        token_start = true;
+        continue;
+      }
+      if ((c == ']' || c == '}') && depth > 0) {
+        --depth;
+        token_start = true;
+        continue;
+      }
       if (c == ',' && depth == 0 && token_start) {
-        throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
+        throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" +
+                                          std::to_string(i + 1) +
                                           ": YAML syntax error: ',' outside a flow collection");
       }
       // An explicit key ("? key"): never needed by a config or manifest, and yaml-cpp 0.7 loops
       // forever on one that follows a node with a tag or anchor ("!t x" or "&a x", then "? a").
-      if (c == '?' && depth == 0 && token_start && (i + 1 == line.size() || line[i + 1] == ' ' ||
-                                                    line[i + 1] == '\t' || line[i + 1] == '\r')) {
-        throw Error(ErrorKind::usage, source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
-                                          ": explicit mapping keys ('? ') are not supported; write 'key: value'");
+      if (c == '?' && depth == 0 && token_start &&
+          (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t' ||
+           line[i + 1] == '\r')) {
+        throw Error(ErrorKind::usage,
+                    source + ":" + std::to_string(line_no) + ":" + std::to_string(i + 1) +
+                        ": explicit mapping keys ('? ') are not supported; write 'key: value'");
       }
       // A blank starts a token only after an indicator (": ", "- ", "? ", or a flow ',' '[' '{')
       // or at the line start; inside a plain scalar ("e '0") it does not, so a quote there is
@@ -1103,7 +1222,9 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       }
       // an anchor or tag is a prefix of the token that follows it
       if ((c == '&' || c == '!') && token_start) {
-        while (i + 1 < line.size() && line[i + 1] != ' ' && line[i + 1] != '\t' && line[i + 1] != ',') ++i;
+        while (i + 1 < line.size() && line[i + 1] != ' ' && line[i + 1] != '\t' &&
+               line[i + 1] != ',')
+          ++i;
         continue;
       }
       token_start = depth > 0 && (c == ',' || c == ':');
@@ -1112,7 +1233,8 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
     // A block scalar indicator (| or > with optional modifiers) ends the line: skip its content.
     const std::size_t hash = line.find(" #");
     std::string head = line.substr(0, hash == std::string::npos ? line.size() : hash);
-    while (!head.empty() && (head.back() == ' ' || head.back() == '\t' || head.back() == '\r')) head.pop_back();
+    while (!head.empty() && (head.back() == ' ' || head.back() == '\t' || head.back() == '\r'))
+      head.pop_back();
     const std::size_t bar = head.find_last_of("|>");
     if (!quote && depth == 0 && bar != std::string::npos && bar > 0 && head[bar - 1] == ' ' &&
         head.find_first_not_of("+-0123456789", bar + 1) == std::string::npos) {

@@ -1,15 +1,15 @@
 #include "classify.hpp"
 
-#include <atomic>
-
-#include <ctime>
-
 #include <fmt/format.h>
 #include <tbb/parallel_pipeline.h>
+
+#include <atomic>
+#include <ctime>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/io/output_read.hpp"
+#include "aftermath/io/polygonize.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
 
@@ -17,10 +17,22 @@ namespace aftermath::engine {
 
 std::vector<LayerSpec> output_layers(const JobConfig& cfg) {
   return {
-      {"change_score", LayerType::uint16, double(kScoreCodeInvalid),
-       fmt::format("change score of detector {} (0 no change, 1 certain change)", cfg.detect.method), "1", {}, {},
-       kScoreCodeScale, cfg.output.score_deflate_level},
-      {"damage_mask", LayerType::uint8, kMaskInvalid, "damage mask (score >= threshold, opened)", "", {0, 1, 255},
+      {"change_score",
+       LayerType::uint16,
+       double(kScoreCodeInvalid),
+       fmt::format("change score of detector {} (0 no change, 1 certain change)",
+                   cfg.detect.method),
+       "1",
+       {},
+       {},
+       kScoreCodeScale,
+       cfg.output.score_deflate_level},
+      {"damage_mask",
+       LayerType::uint8,
+       kMaskInvalid,
+       "damage mask (score >= threshold, opened)",
+       "",
+       {0, 1, 255},
        "unchanged changed invalid"},
   };
 }
@@ -56,20 +68,27 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
     w.chunks.push_back(std::move(*w.score_chunk));
     w.score_chunk.reset();
   } else {
-    w.chunks.push_back(encode_chunk(layers[0], codes_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+    w.chunks.push_back(
+        encode_chunk(layers[0], codes_core, cfg.tiling.tile_size, cfg.output.deflate_level));
   }
-  w.chunks.push_back(encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
-  if (layers.size() < 2 + w.detector_layers.size()) throw Error(ErrorKind::internal, "classify: more detector layers than outputs");
+  w.chunks.push_back(
+      encode_chunk(layers[1], mask_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+  if (layers.size() < 2 + w.detector_layers.size())
+    throw Error(ErrorKind::internal, "classify: more detector layers than outputs");
   for (std::size_t k = 0; k < w.detector_layers.size(); ++k) {
     cv::Mat layer_core = w.detector_layers[k](core).clone();
     layer_core.setTo(kDetectorLayerFill, valid_core == 0);
-    w.chunks.push_back(encode_chunk(layers[2 + k], layer_core, cfg.tiling.tile_size, cfg.output.deflate_level));
+    w.chunks.push_back(
+        encode_chunk(layers[2 + k], layer_core, cfg.tiling.tile_size, cfg.output.deflate_level));
   }
   w.detector_layers.clear();
   if (ctx.features && !ctx.features->empty()) {
-    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t, codes_core,
-                                 valid_core, mask_core);
+    w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t,
+                                 TileLayers{codes_core, valid_core, mask_core, w.misregistration});
   }
+  w.misregistration.release();
+  if (cfg.sites.enabled) w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
+  w.built_up.release();
   w.score.release();
   w.valid.release();
 }
@@ -80,14 +99,16 @@ std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles) {
   const int step = std::max(1, strip_tiles);
   for (int c0 = 0; c0 < tiles.cols(); c0 += step) {
     for (int r = 0; r < tiles.rows(); ++r) {
-      for (int c = c0; c < std::min(c0 + step, tiles.cols()); ++c) order.push_back(r * tiles.cols() + c);
+      for (int c = c0; c < std::min(c0 + step, tiles.cols()); ++c)
+        order.push_back(r * tiles.cols() + c);
     }
   }
   return order;
 }
 
-void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
-                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel,
+void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens,
+                       const ClassifyContext& ctx, const PipelineStages& stages,
+                       const std::function<void(const char*)>& check_cancel,
                        const std::vector<int>& order) {
   int next = 0;
   const int n = tiles.count();
@@ -108,58 +129,63 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
   arena.execute([&] {
     tbb::parallel_pipeline(
         static_cast<std::size_t>(std::max(1, tokens)),
-        tbb::make_filter<void, int>(tbb::filter_mode::serial_in_order,
-                                    [&](tbb::flow_control& fc) -> int {
-                                      (void)source_turn.load(std::memory_order_acquire);
-                                      if (check_cancel) check_cancel("score");
-                                      if (next >= n) {
-                                        fc.stop();
-                                        return -1;
-                                      }
-                                      const int i = next++;
-                                      auto& w = works[static_cast<std::size_t>(i)];
-                                      w = std::make_unique<TileWork>();
-                                      w->tile = tiles.tile(order.empty() ? i : order[static_cast<std::size_t>(i)]);
-                                      if (stages.load) stages.load(*w);
-                                      item_stage[static_cast<std::size_t>(i)].store(1, std::memory_order_release);
-                                      source_turn.store(next, std::memory_order_release);
-                                      return i;
-                                    }) &
-            tbb::make_filter<int, int>(
-                tbb::filter_mode::parallel,
-                [&](int i) {
-                  (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
-                  TileWork& w = *works[static_cast<std::size_t>(i)];
-                  try {
-                    if (stages.compute) stages.compute(w);
-                    classify_tile(ctx, w);
-                  } catch (const Error& e) {
-                    throw e.with_context("score", {}, w.tile.index);
-                  } catch (const cv::Exception& e) {
-                    throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {}, w.tile.index);
-                  }
-                  item_stage[static_cast<std::size_t>(i)].store(2, std::memory_order_release);
-                  return i;
-                }) &
-            tbb::make_filter<int, void>(tbb::filter_mode::serial_in_order, [&](int i) {
-              (void)store_turn.load(std::memory_order_acquire);
-              (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
-              auto& w = works[static_cast<std::size_t>(i)];
-              stages.store(*w);
-              w.reset();
-              store_turn.store(i + 1, std::memory_order_release);
-              stored.fetch_add(1, std::memory_order_release);
-            }));
+        tbb::make_filter<void,
+                         int>(tbb::filter_mode::serial_in_order, [&](tbb::flow_control& fc) -> int {
+          (void)source_turn.load(std::memory_order_acquire);
+          if (check_cancel) check_cancel("score");
+          if (next >= n) {
+            fc.stop();
+            return -1;
+          }
+          const int i = next++;
+          auto& w = works[static_cast<std::size_t>(i)];
+          w = std::make_unique<TileWork>();
+          w->tile = tiles.tile(order.empty() ? i : order[static_cast<std::size_t>(i)]);
+          if (stages.load) stages.load(*w);
+          item_stage[static_cast<std::size_t>(i)].store(1, std::memory_order_release);
+          source_turn.store(next, std::memory_order_release);
+          return i;
+        }) & tbb::make_filter<int, int>(tbb::filter_mode::parallel, [&](int i) {
+          (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
+          TileWork& w = *works[static_cast<std::size_t>(i)];
+          try {
+            if (stages.compute) stages.compute(w);
+            classify_tile(ctx, w);
+          } catch (const Error& e) {
+            throw e.with_context("score", {}, w.tile.index);
+          } catch (const cv::Exception& e) {
+            throw Error(ErrorKind::internal, std::string("OpenCV: ") + e.what(), "score", {},
+                        w.tile.index);
+          }
+          item_stage[static_cast<std::size_t>(i)].store(2, std::memory_order_release);
+          return i;
+        }) & tbb::make_filter<int, void>(tbb::filter_mode::serial_in_order, [&](int i) {
+          (void)store_turn.load(std::memory_order_acquire);
+          (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
+          auto& w = works[static_cast<std::size_t>(i)];
+          stages.store(*w);
+          w.reset();
+          store_turn.store(i + 1, std::memory_order_release);
+          stored.fetch_add(1, std::memory_order_release);
+        }));
   });
-  if (stored.load(std::memory_order_acquire) != n) throw Error(ErrorKind::internal, "tile pipeline incomplete");
+  if (stored.load(std::memory_order_acquire) != n)
+    throw Error(ErrorKind::internal, "tile pipeline incomplete");
 }
 
-ClassCounts count_classes(const std::vector<FeatureResult>& results) {
+ClassCounts count_classes(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results) {
   ClassCounts c;
+  for (const auto& f : features) {
+    if (static_cast<std::size_t>(f.kind) < c.kinds.size()) ++c.kinds[static_cast<std::size_t>(f.kind)];
+  }
   for (const auto& r : results) {
-    if (r.status == FeatureStatus::outside) ++c.outside;
-    else if (r.status == FeatureStatus::no_data) ++c.no_data;
-    else if (static_cast<int>(r.damage) < 4) ++c.classes[static_cast<std::size_t>(r.damage)];
+    if (r.status == FeatureStatus::scored && r.grade[0] < c.grades.size()) ++c.grades[r.grade[0]];
+    if (r.status == FeatureStatus::outside)
+      ++c.outside;
+    else if (r.status == FeatureStatus::no_data)
+      ++c.no_data;
+    else if (static_cast<int>(r.damage) < 4)
+      ++c.classes[static_cast<std::size_t>(r.damage)];
   }
   c.features = static_cast<std::int64_t>(results.size());
   return c;
@@ -171,63 +197,249 @@ void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& 
     auto rings = rings_from_wkt(f.wkt, grid);
     if (rings.empty()) continue;
     f.rings = std::move(rings);
+    if (!f.centerline_wkt.empty()) {
+      if (auto line = lines_from_wkt(f.centerline_wkt, grid); !line.empty())
+        f.centerline = std::move(line);
+    }
     finalize_geometry(f);
   }
 }
 
-Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
-                      const Grid& grid) {
-
+Table footprint_table(const std::vector<Footprint>& features,
+                      const std::vector<FeatureResult>& results, const Grid& grid,
+                      const DamageConfig& damage) {
   Table t;
   t.group = "footprints";
   t.dimension = "feature";
   const std::size_t n = features.size();
-  std::vector<std::int64_t> id(n), pixels(n);
-  std::vector<std::string> source(n), wkt(n);
-  std::vector<std::uint8_t> kind(n), status(n), damage(n), truth(n);
-  std::vector<double> area(n), coverage(n), valid(n), mean(n), changed(n), confidence(n);
-  const double metres = linear_units_in_metres(grid.crs_wkt);
-  const double px_area_m2 = metres > 0 ? grid.pixel_area() * metres * metres : 0;
-  bool any_truth = false;
+  const DamageScheme scheme = damage_scheme_from_string(damage.scheme).value_or(DamageScheme::xbd);
+  std::vector<std::int64_t> id(n), pixels(n), segment(n);
+  std::vector<std::string> source(n), wkt(n), centerline(n);
+  std::vector<std::uint8_t> kind(n), geometry(n), status(n), damage_class(n), truth(n);
+  std::array<std::vector<std::uint8_t>, kOperatingPoints> grade;
+  for (auto& g : grade) g.resize(n);
+  std::vector<double> area(n), length(n), coverage(n), valid(n), mean(n), median(n), p90(n),
+      changed(n), length_changed(n), misregistration(n), confidence(n);
+  const double metres = pixel_size_in_metres(grid);
+  const double px_area_m2 = metres * metres;
+  bool any_truth = false, any_line = false, any_misregistration = false;
   for (std::size_t i = 0; i < n; ++i) {
     const auto& f = features[i];
     const auto& r = results[i];
     id[i] = f.id;
     source[i] = f.source_id;
     wkt[i] = f.wkt;
+    centerline[i] = f.centerline_wkt;
+    segment[i] = f.segment;
     kind[i] = static_cast<std::uint8_t>(f.kind);
+    geometry[i] = static_cast<std::uint8_t>(f.source_geometry);
     pixels[i] = r.sums.inside;
     area[i] = px_area_m2 > 0 ? f.area_px * px_area_m2 : f.area_px;
+    length[i] = centerline_length_px(f) * (metres > 0 ? metres : 1.0);
     coverage[i] = r.coverage;
     valid[i] = r.valid_fraction;
     mean[i] = r.mean_score;
+    median[i] = r.median_score;
+    p90[i] = r.p90_score;
     changed[i] = r.changed_fraction;
+    length_changed[i] = r.length_changed_fraction;
+    misregistration[i] = r.misregistration;
     status[i] = static_cast<std::uint8_t>(r.status);
-    damage[i] = static_cast<std::uint8_t>(r.damage);
+    damage_class[i] = static_cast<std::uint8_t>(r.damage);
+    for (int k = 0; k < kOperatingPoints; ++k)
+      grade[static_cast<std::size_t>(k)][i] = r.grade[static_cast<std::size_t>(k)];
     confidence[i] = r.confidence;
     truth[i] = static_cast<std::uint8_t>(f.truth);
     any_truth = any_truth || f.truth != DamageClass::unclassified;
+    any_line = any_line || !f.centerline.empty();
+    any_misregistration = any_misregistration || r.sums.misregistration_pixels > 0;
   }
   const std::string class_values = "0 1 2 3 255";
   const std::string class_meanings = "no_damage minor_damage major_damage destroyed unclassified";
+  std::string grade_values;
+  for (int k = 0; k < class_count(scheme); ++k) grade_values += std::to_string(k) + " ";
+  grade_values += "255";
+  const std::string grade_meanings = class_flag_meanings(scheme) + " unclassified";
+  const std::string length_units = metres > 0 ? "m" : "pixel";
+  t.attributes["damage_scheme"] = damage.scheme;
+  t.attributes["damage_metric"] = damage.metric;
   t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
   t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
-  t.columns.push_back({"kind", kind, "feature kind", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("building road other")}}});
-  t.columns.push_back({"area", area, "feature area", px_area_m2 > 0 ? "m2" : "pixel2", {}});
-  t.columns.push_back({"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
-  t.columns.push_back({"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
-  t.columns.push_back({"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
+  t.columns.push_back({"kind",
+                       kind,
+                       "feature kind",
+                       "",
+                       {{"flag_values", std::string("0 1 2 3")},
+                        {"flag_meanings", std::string("building road infrastructure rail")}}});
+  t.columns.push_back({"source_geometry",
+                       geometry,
+                       "geometry in the source (lines and points are buffered)",
+                       "",
+                       {{"flag_values", std::string("0 1 2")},
+                        {"flag_meanings", std::string("polygon line point")}}});
+  t.columns.push_back({"segment",
+                       segment,
+                       "lines: index of the segment along its source line (-1: not a line)",
+                       "",
+                       {}});
+  t.columns.push_back({"area",
+                       area,
+                       "feature area (lines: the corridor, points: the disc)",
+                       px_area_m2 > 0 ? "m2" : "pixel2",
+                       {}});
+  t.columns.push_back({"length",
+                       length,
+                       "lines: centerline length of the segment (0 otherwise)",
+                       length_units,
+                       {}});
+  t.columns.push_back(
+      {"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
+  t.columns.push_back(
+      {"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
+  t.columns.push_back(
+      {"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
   t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
-  t.columns.push_back({"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
-  t.columns.push_back({"status", status, "scoring status", "", {{"flag_values", std::string("0 1 2")}, {"flag_meanings", std::string("scored no_data outside")}}});
-  t.columns.push_back({"damage_class", damage, "damage class (xBD scale)", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  t.columns.push_back(
+      {"median_score", median, "median change score over valid pixels (lower median)", "1", {}});
+  t.columns.push_back({"p90_score",
+                       p90,
+                       "90th percentile of the change score over valid pixels (nearest rank)",
+                       "1",
+                       {}});
+  t.columns.push_back(
+      {"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
+  if (any_line) {
+    t.columns.push_back(
+        {"length_changed_fraction",
+         length_changed,
+         "lines: fraction of the valid centerline length on pixels in the damage mask",
+         "1",
+         {}});
+  }
+  if (any_misregistration) {
+    t.columns.push_back({"misregistration",
+                         misregistration,
+                         "mean residual misregistration over valid pixels (-1: none known)",
+                         "pixel",
+                         {}});
+  }
+  t.columns.push_back({"status",
+                       status,
+                       "scoring status",
+                       "",
+                       {{"flag_values", std::string("0 1 2")},
+                        {"flag_meanings", std::string("scored no_data outside")}}});
+  t.columns.push_back({"damage_class",
+                       damage_class,
+                       "damage class on the xBD scale (of the default grade)",
+                       "",
+                       {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+  const char* grade_names[kOperatingPoints] = {"damage_grade", "damage_grade_high_precision",
+                                               "damage_grade_high_recall"};
+  const char* grade_long[kOperatingPoints] = {
+      "damage class in the configured scheme (default operating point)",
+      "damage class at the high-precision operating point",
+      "damage class at the high-recall operating point"};
+  for (int k = 0; k < kOperatingPoints; ++k) {
+    t.columns.push_back({grade_names[k],
+                         grade[static_cast<std::size_t>(k)],
+                         grade_long[k],
+                         "",
+                         {{"flag_values", grade_values},
+                          {"flag_meanings", grade_meanings},
+                          {"scheme", damage.scheme}}});
+  }
   t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
-  t.columns.push_back({"geometry_wkt", wkt,
-                       "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)", "", {}});
+  t.columns.push_back({"geometry_wkt",
+                       wkt,
+                       "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)",
+                       "",
+                       {}});
+  if (any_line) {
+    t.columns.push_back({"centerline_wkt",
+                         centerline,
+                         "lines: the segment's centerline as WKT in the grid's CRS",
+                         "",
+                         {}});
+  }
   if (any_truth) {
-    t.columns.push_back({"truth_class", truth, "damage class given by the source labels", "", {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
+    t.columns.push_back({"truth_class",
+                         truth,
+                         "damage class given by the source labels",
+                         "",
+                         {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
   }
   return t;
+}
+
+Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
+                 const Grid& grid, bool with_built_up) {
+  Table t;
+  t.group = "sites";
+  t.dimension = "site";
+  const std::size_t n = sites.size();
+  std::vector<std::int64_t> id(n), pixels(n);
+  std::vector<double> area(n), mean(n), max(n), built(n), cx(n), cy(n);
+  std::vector<std::int64_t> col0(n), row0(n), cols(n), rows(n);
+  const double metres = pixel_size_in_metres(grid);
+  const double px_area = metres > 0 ? metres * metres : 1.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const DamageSite& s = sites[i];
+    id[i] = s.id;
+    pixels[i] = s.pixels;
+    area[i] = static_cast<double>(s.pixels) * px_area;
+    mean[i] = s.mean_score;
+    max[i] = s.max_score;
+    built[i] = s.built_up_fraction;
+    const cv::Point2d c = grid.pixel_to_map(s.centroid.x, s.centroid.y);
+    cx[i] = c.x;
+    cy[i] = c.y;
+    col0[i] = s.bbox.x;
+    row0[i] = s.bbox.y;
+    cols[i] = s.bbox.width;
+    rows[i] = s.bbox.height;
+  }
+  const std::string map_units = grid.georeferenced() ? "crs" : "pixel";
+  t.columns.push_back(
+      {"id", id, "site number, in order of its first pixel (row, then column)", "", {}});
+  t.columns.push_back({"pixels", pixels, "changed pixels of the site", "1", {}});
+  t.columns.push_back({"area", area, "site area", metres > 0 ? "m2" : "pixel2", {}});
+  t.columns.push_back({"mean_score", mean, "mean change score of its pixels", "1", {}});
+  t.columns.push_back({"max_score", max, "largest change score of its pixels", "1", {}});
+  if (with_built_up)
+    t.columns.push_back(
+        {"built_up_fraction", built, "fraction of its pixels on built-up ground", "1", {}});
+  t.columns.push_back({"centroid_x", cx, "centroid, map x of the grid's CRS", map_units, {}});
+  t.columns.push_back({"centroid_y", cy, "centroid, map y of the grid's CRS", map_units, {}});
+  t.columns.push_back({"col", col0, "bounding box: first grid column", "pixel", {}});
+  t.columns.push_back({"row", row0, "bounding box: first grid row", "pixel", {}});
+  t.columns.push_back({"width", cols, "bounding box: columns", "pixel", {}});
+  t.columns.push_back({"height", rows, "bounding box: rows", "pixel", {}});
+  t.columns.push_back({"geometry_wkt",
+                       outlines,
+                       "outline (GDALPolygonize, 4-connected) as WKT in the grid's CRS",
+                       "",
+                       {}});
+  return t;
+}
+
+std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid) {
+  std::vector<std::string> out;
+  out.reserve(sites.size());
+  for (const DamageSite& s : sites) {
+    cv::Mat pixels = cv::Mat::zeros(s.bbox.height, s.bbox.width, CV_8U);
+    for (const MaskRun& r : s.runs)
+      pixels(cv::Rect(r.x0 - s.bbox.x, r.row - s.bbox.y, r.x1 - r.x0, 1)).setTo(1);
+    out.push_back(outline_wkt(pixels, s.bbox.tl(), grid));
+  }
+  return out;
+}
+
+std::int64_t site_min_pixels(const SitesConfig& sites, const Grid& grid) {
+  const double metres = pixel_size_in_metres(grid);
+  const double px_area = metres > 0 ? metres * metres : 1.0;
+  return std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(std::ceil(sites.min_area_m2 / px_area - 1e-9)));
 }
 
 }  // namespace aftermath::engine

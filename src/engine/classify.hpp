@@ -2,16 +2,16 @@
 // The classify step shared by `run` and `rescore` (private to the engine): per tile, scores +
 // validity of the outer window -> damage mask -> core crop -> encoded chunks + per-feature partial
 // sums; the oneTBB tile pipeline both jobs push their tiles through; the footprint table.
+#include <tbb/task_arena.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
-#include <tbb/task_arena.h>
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/footprint.hpp"
@@ -20,6 +20,7 @@
 #include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/hdf5_writer.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
+#include "aftermath/score/sites.hpp"
 
 namespace aftermath::engine {
 
@@ -39,8 +40,9 @@ cv::Mat read_scores(const Hdf5Reader& reader, const Window& window);
 
 /// What the classify step needs, fixed for a job.
 struct ClassifyContext {
-  const JobConfig* config = nullptr;       ///< tiling.tile_size, threshold.open_radius, output.deflate_level
-  double threshold = 0.5;                  ///< score threshold
+  const JobConfig* config =
+      nullptr;             ///< tiling.tile_size, threshold.open_radius, output.deflate_level
+  double threshold = 0.5;  ///< score threshold
   const std::vector<LayerSpec>* layers = nullptr;
   const std::vector<Footprint>* features = nullptr;
   const FootprintIndex* index = nullptr;
@@ -63,6 +65,10 @@ struct TileWork {
   std::shared_ptr<void> extra;  ///< per-job payload (e.g. the run's quicklook pieces)
   /// Outer window, CV_32F: the detector's extra layers, encoded after the two output layers.
   std::vector<cv::Mat> detector_layers;
+  /// Optional, core-sized: CV_32F misregistration (px) for the per-feature means; CV_8U built-up
+  /// ground (non-zero) for the damage sites.
+  cv::Mat misregistration, built_up;
+  std::vector<MaskRun> runs;  ///< result: the core's runs of changed pixels (sites.enabled)
 };
 
 /// score + validity (outer window) -> damage mask (opening needs the halo) -> core -> chunks and
@@ -79,8 +85,9 @@ struct PipelineStages {
 };
 /// Tiles go through in `order` (tile indices, each once; empty = row-major). Every result is
 /// independent of the order (integer sums, chunks by position), so the order is only about speed.
-void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
-                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel,
+void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens,
+                       const ClassifyContext& ctx, const PipelineStages& stages,
+                       const std::function<void(const char*)>& check_cancel,
                        const std::vector<int>& order = {});
 
 /// Tiles in vertical strips `strip_tiles` wide, row-major inside each strip, strips left to
@@ -92,18 +99,27 @@ std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles);
 /// Per-feature outcome counts.
 struct ClassCounts {
   std::int64_t features = 0, outside = 0, no_data = 0;
-  std::array<std::int64_t, 4> classes{};
+  std::array<std::int64_t, 4> classes{};  ///< xBD scale
+  std::array<std::int64_t, 5> grades{};   ///< in the configured scheme (default operating point)
+  std::array<std::int64_t, 4> kinds{};    ///< features by FeatureKind (lines: segments)
 };
-ClassCounts count_classes(const std::vector<FeatureResult>& results);
+ClassCounts count_classes(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results);
 
 /// The `/footprints` table.
-Table footprint_table(const std::vector<Footprint>& features, const std::vector<FeatureResult>& results,
-                      const Grid& grid);
+Table footprint_table(const std::vector<Footprint>& features,
+                      const std::vector<FeatureResult>& results, const Grid& grid,
+                      const DamageConfig& damage);
+/// The `/sites` table, with one outline (site_outlines) per site.
+Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
+                 const Grid& grid, bool with_built_up);
+/// Outlines of the sites as WKT in the grid's CRS (GDALPolygonize over each site's pixels).
+std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid);
+/// sites.min_area_m2 in pixels of the grid (at least 1).
+std::int64_t site_min_pixels(const SitesConfig& sites, const Grid& grid);
 
 /// Replaces each feature's rings (and bbox/area) by those of its stored WKT, so that the geometry
 /// scored is exactly the geometry stored in `/footprints/geometry_wkt` (what rescore reads back).
 /// Features without WKT keep their rings.
 void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid);
-
 
 }  // namespace aftermath::engine

@@ -1,19 +1,19 @@
 // evaluate / sweep / calibrate on an output: truth matching, metrics (evaluate module), JSON/CSV,
 // the /evaluation group, curves drawn with OpenCV.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
-#include <numeric>
-#include <optional>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-#include <spdlog/spdlog.h>
+#include <optional>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/engine/analyst.hpp"
@@ -32,24 +32,35 @@ constexpr int kPixelBins = 4096;
 const char* kClassNames[4] = {"no_damage", "minor_damage", "major_damage", "destroyed"};
 
 bool inside_rings(const Footprint& f, const cv::Point2d& p) {
-  if (!(p.x >= f.bbox.x && p.x <= f.bbox.x + f.bbox.width && p.y >= f.bbox.y && p.y <= f.bbox.y + f.bbox.height)) return false;
+  if (!(p.x >= f.bbox.x && p.x <= f.bbox.x + f.bbox.width && p.y >= f.bbox.y &&
+        p.y <= f.bbox.y + f.bbox.height))
+    return false;
   bool in = false;
   for (const auto& ring : f.rings) {
     for (std::size_t i = 0, n = ring.size(), j = n - 1; i < n; j = i++) {
       const auto& a = ring[i];
       const auto& b = ring[j];
-      if ((a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x) in = !in;
+      if ((a.y > p.y) != (b.y > p.y) && p.x < (b.x - a.x) * (p.y - a.y) / (b.y - a.y) + a.x)
+        in = !in;
     }
   }
   return in;
 }
 
 nlohmann::json binary_json(const BinaryMetrics& m) {
-  return {{"precision", m.precision()}, {"recall", m.recall()}, {"f1", m.f1()}, {"iou", m.iou()},
-          {"tp", m.tp}, {"fp", m.fp}, {"fn", m.fn}, {"tn", m.tn}};
+  return {{"precision", m.precision()},
+          {"recall", m.recall()},
+          {"f1", m.f1()},
+          {"iou", m.iou()},
+          {"tp", m.tp},
+          {"fp", m.fp},
+          {"fn", m.fn},
+          {"tn", m.tn}};
 }
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -58,12 +69,14 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
   Hdf5Reader reader(req.output);
   const Grid grid = reader.grid();
   const auto yaml = reader.string_attribute("/", "config");
-  if (!yaml) throw Error(ErrorKind::input, req.output + ": no config attribute (not an aftermath output?)");
+  if (!yaml)
+    throw Error(ErrorKind::input, req.output + ": no config attribute (not an aftermath output?)");
   const JobConfig cfg = parse_config(*yaml, req.output + " (stored config)");
   Evaluation e;
   e.metric = cfg.damage.metric;
   std::error_code ec;
-  if (!std::filesystem::exists(req.truth, ec)) throw Error(ErrorKind::input, req.truth + ": does not exist");
+  if (!std::filesystem::exists(req.truth, ec))
+    throw Error(ErrorKind::input, req.truth + ": does not exist");
 
   if (!is_vector_truth(req.truth)) {
     // A change-mask raster: nonzero = change, read onto the grid.
@@ -87,10 +100,14 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
           if (!tok[c] || m[c] == kMaskInvalid) continue;
           const bool tr = tv[c] != 0.0f, pr = m[c] == kMaskChanged;
           auto& b = e.pixels;
-          if (pr && tr) ++b.tp;
-          else if (pr) ++b.fp;
-          else if (tr) ++b.fn;
-          else ++b.tn;
+          if (pr && tr)
+            ++b.tp;
+          else if (pr)
+            ++b.fp;
+          else if (tr)
+            ++b.fn;
+          else
+            ++b.tn;
           const float sv = std::isfinite(s[c]) ? std::clamp(s[c], 0.0f, 1.0f) : 0.0f;
           const int bin = std::min(kPixelBins - 1, static_cast<int>(sv * kPixelBins));
           ++(tr ? e.pixel_pos_hist : e.pixel_neg_hist)[static_cast<std::size_t>(bin)];
@@ -107,13 +124,32 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
   for (const auto& w : truth.warnings) spdlog::debug("truth: {}", w);
   e.truth_kind = truth.kind;
   const std::vector<Footprint> features = read_output_footprints(reader, grid);
-  if (features.empty()) throw Error(ErrorKind::input, req.output + ": no footprints to evaluate against vector truth");
+  if (features.empty())
+    throw Error(ErrorKind::input, req.output + ": no footprints to evaluate against vector truth");
   const auto status = reader.column_uint8("footprints/status");
   const auto damage = reader.column_uint8("footprints/damage_class");
+  // The operating points' grades, on the xBD scale (outputs before issue 5 have none).
+  std::array<std::vector<std::uint8_t>, 3> op_class;
+  e.operating_points = reader.has("/footprints/damage_grade_high_recall");
+  if (e.operating_points) {
+    const auto scheme = damage_scheme_from_string(
+        reader.string_attribute("/footprints/damage_grade", "scheme").value_or("xbd"));
+    const char* names[3] = {"footprints/damage_grade", "footprints/damage_grade_high_precision",
+                            "footprints/damage_grade_high_recall"};
+    for (std::size_t k = 0; k < 3; ++k) {
+      const auto grades = reader.column_uint8(names[k]);
+      op_class[k].resize(grades.size());
+      for (std::size_t i = 0; i < grades.size(); ++i) {
+        op_class[k][i] =
+            static_cast<std::uint8_t>(to_xbd_class(scheme.value_or(DamageScheme::xbd), grades[i]));
+      }
+    }
+  }
   const auto metric = reader.column_double("footprints/" + cfg.damage.metric);
   std::vector<int> truth_of(features.size(), -1);
   for (std::size_t i = 0; i < truth.points.size(); ++i) {
-    const int c = truth.classes[i] == DamageClass::unclassified ? -1 : static_cast<int>(truth.classes[i]);
+    const int c =
+        truth.classes[i] == DamageClass::unclassified ? -1 : static_cast<int>(truth.classes[i]);
     if (c < 0) continue;
     ++e.truth_items;
     bool matched = false;
@@ -132,9 +168,12 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
     if (status[f] == static_cast<std::uint8_t>(FeatureStatus::outside)) continue;
     ++e.features;
     int t = truth_of[f];
-    if (t < 0 && truth.kind == "points") t = 0;  // points mark damage: a building without one is undamaged
-    if (truth_of[f] >= 0 || truth.kind == "points") ++e.localisation.tp;
-    else ++e.localisation.fp;
+    if (t < 0 && truth.kind == "points")
+      t = 0;  // points mark damage: a building without one is undamaged
+    if (truth_of[f] >= 0 || truth.kind == "points")
+      ++e.localisation.tp;
+    else
+      ++e.localisation.fp;
     if (t < 0) continue;
     if (status[f] != static_cast<std::uint8_t>(FeatureStatus::scored) || damage[f] > 3) {
       ++e.unscored_with_truth;
@@ -143,6 +182,21 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
     ++e.evaluated;
     t_all.push_back(t);
     p_all.push_back(damage[f]);
+    for (std::size_t k = 0; k < 3 && e.operating_points; ++k) {
+      const int p = op_class[k][f] > 3 ? 0 : op_class[k][f];
+      const auto tally = [](BinaryMetrics& b, bool tr, bool pr) {
+        if (pr && tr)
+          ++b.tp;
+        else if (pr)
+          ++b.fp;
+        else if (tr)
+          ++b.fn;
+        else
+          ++b.tn;
+      };
+      tally(e.destroyed_at[k], t == 3, p == 3);
+      tally(e.severe_at[k], t >= 2, p >= 2);
+    }
     e.feature_metric.push_back(metric[f]);
     e.feature_truth.push_back(t);
   }
@@ -161,10 +215,14 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
     const bool tr = t_all[i] >= 1, pr = p_all[i] >= 1;
     damaged_truth.push_back(tr);
     auto& b = e.damaged;
-    if (pr && tr) ++b.tp;
-    else if (pr) ++b.fp;
-    else if (tr) ++b.fn;
-    else ++b.tn;
+    if (pr && tr)
+      ++b.tp;
+    else if (pr)
+      ++b.fp;
+    else if (tr)
+      ++b.fn;
+    else
+      ++b.tn;
   }
   e.roc_auc = roc_auc(e.feature_metric, damaged_truth);
   e.damage_f1_harmonic = xview2_harmonic_mean({f1s.begin(), f1s.end()});
@@ -200,9 +258,21 @@ std::string evaluation_json(const Evaluation& e) {
     for (int p = 0; p < 4; ++p) row.push_back(e.confusion.at(t, p));
     cm.push_back(row);
   }
-  j["confusion_matrix"] = {{"rows", "truth"}, {"columns", "predicted"},
-                           {"classes", {kClassNames[0], kClassNames[1], kClassNames[2], kClassNames[3]}}, {"counts", cm}};
+  j["confusion_matrix"] = {
+      {"rows", "truth"},
+      {"columns", "predicted"},
+      {"classes", {kClassNames[0], kClassNames[1], kClassNames[2], kClassNames[3]}},
+      {"counts", cm}};
   j["damaged"] = binary_json(e.damaged);
+  if (e.operating_points) {
+    const char* names[3] = {"default", "high_precision", "high_recall"};
+    nlohmann::json ops = nlohmann::json::object();
+    for (std::size_t k = 0; k < 3; ++k) {
+      ops[names[k]] = {{"destroyed", binary_json(e.destroyed_at[k])},
+                       {"major_or_destroyed", binary_json(e.severe_at[k])}};
+    }
+    j["operating_points"] = ops;
+  }
   j["roc_auc"] = number_or_null(e.roc_auc);
   j["damage_f1_harmonic_mean"] = e.damage_f1_harmonic;
   j["xview2_score"] = number_or_null(e.xview2);
@@ -240,16 +310,26 @@ std::string evaluation_csv(const Evaluation& e) {
     add(c.name + ".support", double(c.support));
   }
   for (int t = 0; t < 4; ++t) {
-    for (int p = 0; p < 4; ++p) add(fmt::format("confusion.{}.{}", kClassNames[t], kClassNames[p]), double(e.confusion.at(t, p)));
+    for (int p = 0; p < 4; ++p)
+      add(fmt::format("confusion.{}.{}", kClassNames[t], kClassNames[p]),
+          double(e.confusion.at(t, p)));
   }
   add_bin("damaged", e.damaged);
+  if (e.operating_points) {
+    const char* names[3] = {"default", "high_precision", "high_recall"};
+    for (std::size_t k = 0; k < 3; ++k) {
+      add_bin(std::string("destroyed_") + names[k], e.destroyed_at[k]);
+      add_bin(std::string("major_or_destroyed_") + names[k], e.severe_at[k]);
+    }
+  }
   add("roc_auc", e.roc_auc);
   add("damage_f1_harmonic_mean", e.damage_f1_harmonic);
   add("xview2_score", e.xview2);
   return out;
 }
 
-void store_evaluation(const std::string& output, const Evaluation& e, const std::string& truth_path) {
+void store_evaluation(const std::string& output, const Evaluation& e,
+                      const std::string& truth_path) {
   std::map<std::string, AttrValue> attrs;
   attrs["truth"] = truth_path;
   attrs["truth_kind"] = e.truth_kind;
@@ -286,10 +366,14 @@ void store_evaluation(const std::string& output, const Evaluation& e, const std:
       fp.push_back(c.counts.fp);
       fn.push_back(c.counts.fn);
     }
-    t.columns = {{"name", names, "damage class", "", {}}, {"precision", p, "precision", "1", {}},
-                 {"recall", r, "recall", "1", {}},        {"f1", f, "F1", "1", {}},
-                 {"iou", iou, "intersection over union", "1", {}}, {"support", support, "truth count", "1", {}},
-                 {"tp", tp, "true positives", "1", {}},   {"fp", fp, "false positives", "1", {}},
+    t.columns = {{"name", names, "damage class", "", {}},
+                 {"precision", p, "precision", "1", {}},
+                 {"recall", r, "recall", "1", {}},
+                 {"f1", f, "F1", "1", {}},
+                 {"iou", iou, "intersection over union", "1", {}},
+                 {"support", support, "truth count", "1", {}},
+                 {"tp", tp, "true positives", "1", {}},
+                 {"fp", fp, "false positives", "1", {}},
                  {"fn", fn, "false negatives", "1", {}}};
     tables.push_back(t);
     Table cm;
@@ -298,8 +382,11 @@ void store_evaluation(const std::string& output, const Evaluation& e, const std:
     for (int pcls = 0; pcls < 4; ++pcls) {
       std::vector<std::int64_t> col;
       for (int tcls = 0; tcls < 4; ++tcls) col.push_back(e.confusion.at(tcls, pcls));
-      cm.columns.push_back({std::string("predicted_") + kClassNames[pcls], col,
-                            "features of each truth class (row) predicted as this class", "1", {}});
+      cm.columns.push_back({std::string("predicted_") + kClassNames[pcls],
+                            col,
+                            "features of each truth class (row) predicted as this class",
+                            "1",
+                            {}});
     }
     tables.push_back(cm);
   }
@@ -314,8 +401,10 @@ SweepCurves sweep(const Evaluation& e, int boundary) {
   for (int i = 0; i <= 100; ++i) thresholds.push_back(i / 100.0);
   if (e.truth_kind == "raster") {
     s.variable = "threshold.value";
-    const std::int64_t P = std::accumulate(e.pixel_pos_hist.begin(), e.pixel_pos_hist.end(), std::int64_t{0});
-    const std::int64_t N = std::accumulate(e.pixel_neg_hist.begin(), e.pixel_neg_hist.end(), std::int64_t{0});
+    const std::int64_t P =
+        std::accumulate(e.pixel_pos_hist.begin(), e.pixel_pos_hist.end(), std::int64_t{0});
+    const std::int64_t N =
+        std::accumulate(e.pixel_neg_hist.begin(), e.pixel_neg_hist.end(), std::int64_t{0});
     for (const double t : thresholds) {
       SweepPoint p;
       p.threshold = t;
@@ -343,8 +432,9 @@ SweepCurves sweep(const Evaluation& e, int boundary) {
 std::string sweep_csv(const SweepCurves& s) {
   std::string out = "variable,threshold,precision,recall,f1,fpr,tp,fp,fn,tn\n";
   for (const auto& p : s.points) {
-    out += fmt::format("{},{:.2f},{:.6f},{:.6f},{:.6f},{:.6f},{},{},{},{}\n", s.variable, p.threshold, p.counts.precision(),
-                       p.counts.recall(), p.counts.f1(), p.fpr(), p.counts.tp, p.counts.fp, p.counts.fn, p.counts.tn);
+    out += fmt::format("{},{:.2f},{:.6f},{:.6f},{:.6f},{:.6f},{},{},{},{}\n", s.variable,
+                       p.threshold, p.counts.precision(), p.counts.recall(), p.counts.f1(), p.fpr(),
+                       p.counts.tp, p.counts.fp, p.counts.fn, p.counts.tn);
   }
   return out;
 }
@@ -356,7 +446,8 @@ cv::Mat draw_plot(const std::string& title, const std::string& xlabel, const std
   const int W = 640, H = 520, L = 80, R = 30, T = 50, B = 70;
   cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
   const auto px = [&](double x, double y) {
-    return cv::Point(L + static_cast<int>(std::lround(x * (W - L - R))), H - B - static_cast<int>(std::lround(y * (H - T - B))));
+    return cv::Point(L + static_cast<int>(std::lround(x * (W - L - R))),
+                     H - B - static_cast<int>(std::lround(y * (H - T - B))));
   };
   const int font = cv::FONT_HERSHEY_SIMPLEX;
   for (int i = 0; i <= 5; ++i) {
@@ -364,17 +455,21 @@ cv::Mat draw_plot(const std::string& title, const std::string& xlabel, const std
     cv::line(img, px(v, 0), px(v, 1), cv::Scalar(225, 225, 225), 1);
     cv::line(img, px(0, v), px(1, v), cv::Scalar(225, 225, 225), 1);
     const std::string lbl = fmt::format("{:.1f}", v);
-    cv::putText(img, lbl, px(v, 0) + cv::Point(-12, 22), font, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-    cv::putText(img, lbl, px(0, v) + cv::Point(-36, 5), font, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    cv::putText(img, lbl, px(v, 0) + cv::Point(-12, 22), font, 0.45, cv::Scalar(0, 0, 0), 1,
+                cv::LINE_AA);
+    cv::putText(img, lbl, px(0, v) + cv::Point(-36, 5), font, 0.45, cv::Scalar(0, 0, 0), 1,
+                cv::LINE_AA);
   }
   cv::rectangle(img, px(0, 1), px(1, 0), cv::Scalar(0, 0, 0), 1);
   if (diagonal) cv::line(img, px(0, 0), px(1, 1), cv::Scalar(160, 160, 160), 1, cv::LINE_AA);
   std::vector<cv::Point> pts;
-  for (const auto& p : curve) pts.push_back(px(std::clamp(p.x, 0.0, 1.0), std::clamp(p.y, 0.0, 1.0)));
+  for (const auto& p : curve)
+    pts.push_back(px(std::clamp(p.x, 0.0, 1.0), std::clamp(p.y, 0.0, 1.0)));
   if (pts.size() > 1) cv::polylines(img, pts, false, cv::Scalar(180, 90, 20), 2, cv::LINE_AA);
   for (const auto& p : pts) cv::circle(img, p, 2, cv::Scalar(180, 90, 20), -1, cv::LINE_AA);
   cv::putText(img, title, cv::Point(L, 32), font, 0.6, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
-  cv::putText(img, xlabel, cv::Point(L + (W - L - R) / 2 - 40, H - 22), font, 0.55, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::putText(img, xlabel, cv::Point(L + (W - L - R) / 2 - 40, H - 22), font, 0.55,
+              cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::Mat ylab(30, 200, CV_8UC3, cv::Scalar(255, 255, 255));
   cv::putText(ylab, ylabel, cv::Point(5, 20), font, 0.55, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::rotate(ylab, ylab, cv::ROTATE_90_COUNTERCLOCKWISE);
@@ -401,15 +496,16 @@ std::vector<std::uint8_t> pr_png_bytes(const SweepCurves& s) {
   for (const auto& p : s.points) {
     if (p.counts.tp + p.counts.fp > 0) c.emplace_back(p.counts.recall(), p.counts.precision());
   }
-  return png_bytes(draw_plot("Precision-recall, sweep of " + s.variable, "recall", "precision", c, false));
+  return png_bytes(
+      draw_plot("Precision-recall, sweep of " + s.variable, "recall", "precision", c, false));
 }
 
 std::vector<std::uint8_t> roc_png_bytes(const SweepCurves& s) {
   std::vector<cv::Point2d> c;
   for (const auto& p : s.points) c.emplace_back(p.fpr(), p.counts.recall());
   c.emplace_back(0, 0);
-  return png_bytes(draw_plot(fmt::format("ROC, sweep of {} (AUC {:.3f})", s.variable, s.auc), "false positive rate",
-                             "true positive rate", c, true));
+  return png_bytes(draw_plot(fmt::format("ROC, sweep of {} (AUC {:.3f})", s.variable, s.auc),
+                             "false positive rate", "true positive rate", c, true));
 }
 
 void write_curve_pngs(const SweepCurves& s, const std::string& pr_png, const std::string& roc_png) {
@@ -419,10 +515,12 @@ void write_curve_pngs(const SweepCurves& s, const std::string& pr_png, const std
 
 // ---- calibrate ---------------------------------------------------------------------------------
 
-Calibration calibrate(const std::string& output, const Evaluation& e, const std::string& target, double value) {
+Calibration calibrate(const std::string& output, const Evaluation& e, const std::string& target,
+                      double value) {
   Hdf5Reader reader(output);
   const auto yaml = reader.string_attribute("/", "config");
-  if (!yaml) throw Error(ErrorKind::input, output + ": no config attribute (not an aftermath output?)");
+  if (!yaml)
+    throw Error(ErrorKind::input, output + ": no config attribute (not an aftermath output?)");
   Calibration cal;
   cal.config = parse_config(*yaml, output + " (stored config)");
   const auto choose = [&](const SweepCurves& s) -> std::optional<SweepPoint> {
@@ -431,33 +529,40 @@ Calibration calibrate(const std::string& output, const Evaluation& e, const std:
     return s.points[static_cast<std::size_t>(i)];
   };
   const auto describe = [](const std::string& var, const SweepPoint& p) {
-    return fmt::format("{} = {:.2f}: precision {:.3f}, recall {:.3f}, F1 {:.3f}", var, p.threshold, p.counts.precision(),
-                       p.counts.recall(), p.counts.f1());
+    return fmt::format("{} = {:.2f}: precision {:.3f}, recall {:.3f}, F1 {:.3f}", var, p.threshold,
+                       p.counts.precision(), p.counts.recall(), p.counts.f1());
   };
   if (e.truth_kind == "raster") {
     const SweepCurves s = sweep(e);
     const auto p = choose(s);
-    if (!p) throw Error(ErrorKind::usage, fmt::format("no score threshold reaches {} >= {}", target, value));
+    if (!p)
+      throw Error(ErrorKind::usage,
+                  fmt::format("no score threshold reaches {} >= {}", target, value));
     cal.config.threshold.method = "fixed";
     cal.config.threshold.value = p->threshold;
     cal.notes.push_back(describe(s.variable, *p));
   } else {
-    double* slots[4] = {nullptr, &cal.config.damage.minor, &cal.config.damage.major, &cal.config.damage.destroyed};
+    double* slots[4] = {nullptr, &cal.config.damage.minor, &cal.config.damage.major,
+                        &cal.config.damage.destroyed};
     bool any = false;
     for (int k = 1; k <= 3; ++k) {
       const SweepCurves s = sweep(e, k);
-      const bool has_pos = std::any_of(e.feature_truth.begin(), e.feature_truth.end(), [&](int t) { return t >= k; });
+      const bool has_pos = std::any_of(e.feature_truth.begin(), e.feature_truth.end(),
+                                       [&](int t) { return t >= k; });
       const auto p = has_pos ? choose(s) : std::nullopt;
       if (!p) {
-        cal.notes.push_back(fmt::format("{} kept at {:.2f} ({})", s.variable, *slots[k],
-                                        has_pos ? "no threshold meets the target" : "no truth feature of that class"));
+        cal.notes.push_back(fmt::format(
+            "{} kept at {:.2f} ({})", s.variable, *slots[k],
+            has_pos ? "no threshold meets the target" : "no truth feature of that class"));
         continue;
       }
       any = true;
       *slots[k] = p->threshold;
       cal.notes.push_back(describe(s.variable, *p));
     }
-    if (!any) throw Error(ErrorKind::usage, fmt::format("no damage threshold reaches {} >= {}", target, value));
+    if (!any)
+      throw Error(ErrorKind::usage,
+                  fmt::format("no damage threshold reaches {} >= {}", target, value));
     // Keep minor <= major <= destroyed.
     cal.config.damage.major = std::max(cal.config.damage.major, cal.config.damage.minor);
     cal.config.damage.destroyed = std::max(cal.config.damage.destroyed, cal.config.damage.major);

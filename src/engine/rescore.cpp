@@ -130,7 +130,8 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   std::vector<Footprint> features = read_output_footprints(reader, grid);
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
   const FootprintIndex index(features, tiles);
-  FootprintAccumulator accumulator(features.size());
+  FootprintAccumulator accumulator(features.size(), index);
+  SiteAccumulator sites;
   std::vector<LayerSpec> layers = engine::output_layers(cfg);
   // The misregistration layer does not depend on thresholds: its chunks are carried over.
   std::unique_ptr<Hdf5ChunkReader> misreg;
@@ -204,6 +205,12 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
           .copyTo(w.score(cv::Rect(part.x - t.outer.x, part.y - t.outer.y, part.width, part.height)));
     }
     std::shared_ptr<EncodedChunk> carried;
+    if (rt->misregistration && !features.empty()) {
+      // The per-feature mean misregistration reads the stored layer, as the run computed it.
+      w.misregistration = decode_chunk(layers[static_cast<std::size_t>(misreg_index)], *rt->misregistration, ts,
+                                       misreg->filtered())(cv::Rect(0, 0, t.core.width, t.core.height))
+                              .clone();
+    }
     if (rt->misregistration) {
       const bool same_filters = misreg->filtered() == (cfg.output.deflate_level > 0) &&
                                 misreg->deflate_level() == cfg.output.deflate_level;
@@ -225,6 +232,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       throw e.with_context("write", {}, w.tile.index);
     }
     accumulator.add(w.partials);
+    sites.add(std::move(w.runs));
     summary.valid_pixels += w.valid_count;
     summary.changed_pixels += w.changed_count;
     ++written;
@@ -238,9 +246,18 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
 
   // Classes, tables, attributes (the run's, with the new config), commit.
   const auto results = accumulator.finalize(features, cfg.damage);
-  const engine::ClassCounts counts = engine::count_classes(results);
+  const engine::ClassCounts counts = engine::count_classes(features, results);
+  summary.scheme = cfg.damage.scheme;
+  summary.grade_counts = counts.grades;
+  summary.kind_counts = counts.kinds;
   try {
-    if (reader.has("/footprints")) writer.write_table(engine::footprint_table(features, results, grid));
+    if (reader.has("/footprints")) writer.write_table(engine::footprint_table(features, results, grid, cfg.damage));
+    if (cfg.sites.enabled) {
+      const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
+                                        cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
+      writer.write_table(engine::site_table(found, engine::site_outlines(found, grid), grid, cfg.sites.built_up_only));
+      summary.sites = static_cast<std::int64_t>(found.size());
+    }
     if (reader.has("/alignment/tie_points")) {
       // Columns in the run's order (the dimension scale lists its datasets in attach order).
       Table tp = read_table(req.input, "alignment/tie_points", "tie_point");

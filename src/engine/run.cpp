@@ -203,7 +203,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     arena.execute([&] {
       footprint_loading.run([&] {
         try {
-          footprints = read_footprints(req.footprints, grid, {req.footprint_layer, {}});
+          footprints = read_footprints(req.footprints, grid, {req.footprint_layer, {}, cfg.features});
         } catch (const Error& e) {
           throw e.with_context("plan", req.footprints);
         }
@@ -359,7 +359,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const int misregistration_index = static_cast<int>(layers.size());
   layers.push_back(engine::misregistration_layer());
   const FootprintIndex index(footprints.features, tiles);
-  FootprintAccumulator accumulator(footprints.features.size());
+  FootprintAccumulator accumulator(footprints.features.size(), index);
+  SiteAccumulator sites;
   engine::Quicklook quicklook(grid.width, grid.height);
   const bool want_ql = !req.quicklook.empty();
   std::unique_ptr<Hdf5Writer> writer;
@@ -382,8 +383,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                               &q->non_finite, t.core);
     w.score = model.detector->score_with_layers(pair, w.detector_layers);
     w.valid = pair.valid;
-    q->misregistration = encode_chunk(layers[static_cast<std::size_t>(misregistration_index)],
-                                      engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer())),
+    w.misregistration = engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer()));
+    q->misregistration = encode_chunk(layers[static_cast<std::size_t>(misregistration_index)], w.misregistration,
                                       cfg.tiling.tile_size, cfg.output.deflate_level);
     if (want_ql) {
       const cv::Rect core = t.core_in_outer();
@@ -408,6 +409,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       throw e.with_context("write", {}, w.tile.index);
     }
     accumulator.add(w.partials);
+    sites.add(std::move(w.runs));
     summary.valid_pixels += w.valid_count;
     summary.changed_pixels += w.changed_count;
     const auto* q = static_cast<const RunTileExtra*>(w.extra.get());
@@ -437,7 +439,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);
-  const engine::ClassCounts counts = engine::count_classes(results);
+  const engine::ClassCounts counts = engine::count_classes(footprints.features, results);
+  summary.scheme = cfg.damage.scheme;
+  summary.grade_counts = counts.grades;
+  summary.kind_counts = counts.kinds;
   summary.outside = counts.outside;
   summary.no_data = counts.no_data;
   summary.class_counts = counts.classes;
@@ -449,7 +454,13 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   }
   const Registration& reg = model.registration;
   try {
-    writer->write_table(engine::footprint_table(footprints.features, results, grid));
+    writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
+    if (cfg.sites.enabled) {
+      const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
+                                        cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
+      writer->write_table(engine::site_table(found, engine::site_outlines(found, grid), grid, cfg.sites.built_up_only));
+      summary.sites = static_cast<std::int64_t>(found.size());
+    }
     engine::write_alignment(*writer, reg, grid);
     if (!req.alignment.empty()) writer->set_attribute("/alignment", "reused_from", req.alignment);
     writer->set_attribute("/", "Conventions", std::string("CF-1.8"));

@@ -275,7 +275,7 @@ FeatureTable read_features(const Hdf5Reader& r) {
 }
 
 const char* kind_name(std::uint8_t k) {
-  return k <= 2 ? to_string(static_cast<FeatureKind>(k)) : "other";
+  return k <= 3 ? to_string(static_cast<FeatureKind>(k)) : "unknown";
 }
 const char* status_name(std::uint8_t s) {
   return s <= 2 ? to_string(static_cast<FeatureStatus>(s)) : "outside";

@@ -1,18 +1,21 @@
 #include "aftermath/io/footprints.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <memory>
-#include <sstream>
-
 #include <cpl_conv.h>
 #include <gdal.h>
 #include <gdal_priv.h>
-#include <nlohmann/json.hpp>
 #include <ogr_geometry.h>
 #include <ogrsf_frmts.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/io/scene.hpp"
@@ -35,7 +38,8 @@ std::string join(const std::vector<std::string>& v) {
 }
 
 /// Appends clones of the polygon parts of `g` to `out`; counts the non-polygon parts dropped.
-void collect_polygons(const OGRGeometry* g, std::vector<std::unique_ptr<OGRPolygon>>& out, int& dropped) {
+void collect_polygons(const OGRGeometry* g, std::vector<std::unique_ptr<OGRPolygon>>& out,
+                      int& dropped) {
   if (!g || g->IsEmpty()) return;
   switch (wkbFlatten(g->getGeometryType())) {
     case wkbPolygon:
@@ -46,7 +50,8 @@ void collect_polygons(const OGRGeometry* g, std::vector<std::unique_ptr<OGRPolyg
     case wkbMultiLineString:
     case wkbMultiPoint: {
       const auto* gc = g->toGeometryCollection();
-      for (int i = 0; i < gc->getNumGeometries(); ++i) collect_polygons(gc->getGeometryRef(i), out, dropped);
+      for (int i = 0; i < gc->getNumGeometries(); ++i)
+        collect_polygons(gc->getGeometryRef(i), out, dropped);
       break;
     }
     default:
@@ -151,6 +156,212 @@ bool to_footprint(GeomPtr geom, const std::string& sid, const Grid& grid, Footpr
   }
 }
 
+/// A pixel-space polygonal geometry (a buffer) -> the feature's rings, and its WKT in the grid's
+/// map coordinates (the pixel -> map mapping is affine, so shapes are kept).
+bool pixel_polygons_to_footprint(const OGRGeometry* g, const Grid& grid, Footprint& fp) {
+  std::vector<std::unique_ptr<OGRPolygon>> polys;
+  int dropped = 0;
+  collect_polygons(g, polys, dropped);
+  fp.rings.clear();
+  auto map_multi = std::make_unique<OGRMultiPolygon>();
+  for (const auto& poly : polys) {
+    auto map_poly = std::make_unique<OGRPolygon>();
+    for (int r = -1; r < poly->getNumInteriorRings(); ++r) {
+      const OGRLinearRing* ring = r < 0 ? poly->getExteriorRing() : poly->getInteriorRing(r);
+      if (!ring) continue;
+      std::vector<cv::Point2d> pts;
+      OGRLinearRing map_ring;
+      for (int k = 0; k < ring->getNumPoints(); ++k) {
+        pts.emplace_back(ring->getX(k), ring->getY(k));
+        const cv::Point2d m = grid.pixel_to_map(ring->getX(k), ring->getY(k));
+        map_ring.addPoint(m.x, m.y);
+      }
+      map_poly->addRing(&map_ring);
+      if (pts.size() > 1 && pts.front() == pts.back()) pts.pop_back();
+      if (pts.size() >= 3) fp.rings.push_back(std::move(pts));
+    }
+    map_multi->addGeometryDirectly(map_poly.release());
+  }
+  if (fp.rings.empty()) return false;
+  OGRErr werr = OGRERR_NONE;
+  const OGRGeometry* out = map_multi.get();
+  if (map_multi->getNumGeometries() == 1) out = map_multi->getGeometryRef(0);
+  fp.wkt = out->exportToWkt(OGRWktOptions(), &werr);
+  if (werr != OGRERR_NONE) fp.wkt.clear();
+  return true;
+}
+
+/// The parts of a (multi)line geometry in map coordinates, as pixel-space polylines.
+std::vector<std::vector<cv::Point2d>> line_parts_in_pixels(const OGRGeometry* g, const Grid& grid) {
+  std::vector<std::vector<cv::Point2d>> parts;
+  const auto add = [&](const OGRLineString* line) {
+    std::vector<cv::Point2d> pts;
+    for (int k = 0; k < line->getNumPoints(); ++k) {
+      const cv::Point2d p = grid.map_to_pixel(line->getX(k), line->getY(k));
+      if (pts.empty() || pts.back() != p) pts.push_back(p);
+    }
+    if (pts.size() >= 2) parts.push_back(std::move(pts));
+  };
+  const auto t = wkbFlatten(g->getGeometryType());
+  if (t == wkbLineString) {
+    add(g->toLineString());
+  } else if (t == wkbMultiLineString) {
+    const auto* m = g->toMultiLineString();
+    for (int i = 0; i < m->getNumGeometries(); ++i) add(m->getGeometryRef(i));
+  }
+  return parts;
+}
+
+/// Cuts a polyline into `pieces` pieces of equal length.
+std::vector<std::vector<cv::Point2d>> cut_polyline(const std::vector<cv::Point2d>& line,
+                                                   int pieces) {
+  std::vector<double> cum{0.0};
+  for (std::size_t i = 1; i < line.size(); ++i)
+    cum.push_back(cum.back() + cv::norm(line[i] - line[i - 1]));
+  const double length = cum.back();
+  const auto at = [&](double s, std::size_t& j) {
+    while (j + 2 < cum.size() && cum[j + 1] < s) ++j;
+    const double seg = cum[j + 1] - cum[j];
+    const double t = seg > 0 ? std::clamp((s - cum[j]) / seg, 0.0, 1.0) : 0.0;
+    return line[j] + t * (line[j + 1] - line[j]);
+  };
+  std::vector<std::vector<cv::Point2d>> out;
+  std::size_t j = 0;
+  for (int p = 0; p < pieces; ++p) {
+    const double s0 = length * p / pieces, s1 = length * (p + 1) / pieces;
+    std::vector<cv::Point2d> piece;
+    piece.push_back(p == 0 ? line.front() : at(s0, j));
+    for (std::size_t k = 1; k + 1 < line.size(); ++k) {
+      if (cum[k] > s0 && cum[k] < s1) piece.push_back(line[k]);
+    }
+    piece.push_back(p == pieces - 1 ? line.back() : at(s1, j));
+    out.push_back(std::move(piece));
+  }
+  return out;
+}
+
+std::string polyline_wkt(const std::vector<cv::Point2d>& pixel_line, const Grid& grid) {
+  OGRLineString line;
+  for (const auto& p : pixel_line) {
+    const cv::Point2d m = grid.pixel_to_map(p.x, p.y);
+    line.addPoint(m.x, m.y);
+  }
+  OGRErr err = OGRERR_NONE;
+  std::string wkt = line.exportToWkt(OGRWktOptions(), &err);
+  return err == OGRERR_NONE ? wkt : std::string();
+}
+
+/// How features become kinds and areas: the rules, parsed once, and sizes in pixels.
+struct FeatureRules {
+  std::vector<KindRule> rules;
+  double px_per_m = 1;  ///< 1 on a plain pixel grid (sizes are then in pixels)
+  FeaturesConfig config;
+
+  FeatureRules(const FeaturesConfig& c, const Grid& grid) : config(c) {
+    for (const auto& text : c.kinds) {
+      std::string problem;
+      if (auto r = parse_kind_rule(text, problem)) {
+        rules.push_back(std::move(*r));
+      } else {
+        throw Error(ErrorKind::usage, "features.kinds: rule '" + text + "': " + problem);
+      }
+    }
+    const double m = pixel_size_in_metres(grid);
+    px_per_m = m > 0 ? 1.0 / m : 1.0;
+  }
+  double default_width_m(FeatureKind k) const {
+    switch (k) {
+      case FeatureKind::road:
+        return config.road_width_m;
+      case FeatureKind::rail:
+        return config.rail_width_m;
+      default:
+        return config.line_width_m;
+    }
+  }
+};
+
+/// Lines: one feature per segment (corridor rings + centerline). Returns how many were added.
+int add_line_segments(const OGRGeometry* g, const std::string& sid, FeatureKind kind,
+                      double width_m, const FeatureRules& rules, const Grid& grid,
+                      FootprintSet& set) {
+  const auto parts = line_parts_in_pixels(g, grid);
+  const double seg_px = rules.config.segment_length_m * rules.px_per_m;
+  const double half_width_px = 0.5 * width_m * rules.px_per_m;
+  int segment = 0;
+  for (const auto& part : parts) {
+    double length = 0;
+    for (std::size_t i = 1; i < part.size(); ++i) length += cv::norm(part[i] - part[i - 1]);
+    if (!(length > 0) || !std::isfinite(length)) continue;
+    const int pieces = std::max(1, static_cast<int>(std::ceil(length / seg_px - 1e-9)));
+    for (const auto& piece : cut_polyline(part, pieces)) {
+      OGRLineString line;
+      for (const auto& p : piece) line.addPoint(p.x, p.y);
+      ErrorCapture cap;
+      GeomPtr corridor(line.Buffer(half_width_px, 8));
+      Footprint fp;
+      if (!corridor || !pixel_polygons_to_footprint(corridor.get(), grid, fp)) {
+        set.warnings.push_back("feature " + sid + ": segment " + std::to_string(segment) +
+                               " cannot be buffered, skipped");
+        ++segment;
+        continue;
+      }
+      fp.source_id = sid;
+      fp.kind = kind;
+      fp.source_geometry = SourceGeometry::line;
+      fp.segment = segment++;
+      fp.centerline = {piece};
+      fp.centerline_wkt = polyline_wkt(piece, grid);
+      finalize_geometry(fp);
+      fp.id = static_cast<std::int64_t>(set.features.size());
+      set.features.push_back(std::move(fp));
+    }
+  }
+  return segment;
+}
+
+/// Points: one disc per point of the geometry (a multipoint gives one feature of several discs).
+bool add_point(const OGRGeometry* g, const std::string& sid, FeatureKind kind,
+               const FeatureRules& rules, const Grid& grid, FootprintSet& set) {
+  OGRMultiPolygon discs;
+  const auto add = [&](const OGRPoint* p) {
+    const cv::Point2d px = grid.map_to_pixel(p->getX(), p->getY());
+    OGRPoint centre(px.x, px.y);
+    ErrorCapture cap;
+    GeomPtr disc(centre.Buffer(rules.config.point_radius_m * rules.px_per_m, 8));
+    if (disc && wkbFlatten(disc->getGeometryType()) == wkbPolygon)
+      discs.addGeometryDirectly(disc.release());
+  };
+  if (wkbFlatten(g->getGeometryType()) == wkbPoint) {
+    add(g->toPoint());
+  } else {
+    const auto* m = g->toMultiPoint();
+    for (int i = 0; i < m->getNumGeometries(); ++i) add(m->getGeometryRef(i));
+  }
+  // Overlapping discs of one multipoint are one area.
+  GeomPtr area(discs.getNumGeometries() > 1 ? discs.UnionCascaded() : discs.clone());
+  Footprint fp;
+  if (!area || !pixel_polygons_to_footprint(area.get(), grid, fp)) {
+    set.warnings.push_back("feature " + sid + ": point cannot be buffered, skipped");
+    return false;
+  }
+  fp.source_id = sid;
+  fp.kind = kind;
+  fp.source_geometry = SourceGeometry::point;
+  finalize_geometry(fp);
+  fp.id = static_cast<std::int64_t>(set.features.size());
+  set.features.push_back(std::move(fp));
+  return true;
+}
+
+/// Leading number of an attribute such as "7", "7.5" or "7 m"; 0 if none.
+double leading_number(const char* text) {
+  if (!text) return 0;
+  char* end = nullptr;
+  const double v = std::strtod(text, &end);
+  return end != text && std::isfinite(v) && v > 0 ? v : 0;
+}
+
 std::unique_ptr<OGRSpatialReference> wgs84() {
   auto srs = std::make_unique<OGRSpatialReference>();
   srs->importFromEPSG(4326);
@@ -167,8 +378,9 @@ io_detail::TransformPtr transform_to_grid(const OGRSpatialReference& from, const
   ErrorCapture cap;
   io_detail::TransformPtr ct(OGRCreateCoordinateTransformation(&from, to.get()));
   if (!ct) {
-    throw Error(ErrorKind::input,
-                with_reason(path + ": no coordinate transformation to the grid CRS", cap.message()));
+    throw Error(
+        ErrorKind::input,
+        with_reason(path + ": no coordinate transformation to the grid CRS", cap.message()));
   }
   return ct;
 }
@@ -179,8 +391,8 @@ bool reproject(OGRGeometry* g, OGRCoordinateTransformation* ct, const std::strin
   if (!g || !ct || g->IsEmpty()) return true;
   ErrorCapture cap;
   if (g->transform(ct) != OGRERR_NONE) {
-    warnings.push_back(with_reason("feature " + sid + ": cannot be reprojected to the grid CRS, skipped",
-                                   cap.message()));
+    warnings.push_back(with_reason(
+        "feature " + sid + ": cannot be reprojected to the grid CRS, skipped", cap.message()));
     return false;
   }
   return true;
@@ -241,10 +453,12 @@ FootprintSet read_xbd(const std::string& path, const nlohmann::json& j, const Gr
   for (const auto& item : items) {
     const int this_index = index++;
     if (!item.is_object()) continue;
-    const nlohmann::json props = item.contains("properties") ? item["properties"] : nlohmann::json::object();
+    const nlohmann::json props =
+        item.contains("properties") ? item["properties"] : nlohmann::json::object();
     const std::string ftype = json_string(props, "feature_type");
     if (!ftype.empty() && ftype != "building") continue;
-    std::string sid = options.id_field.empty() ? json_string(props, "uid") : json_string(props, options.id_field.c_str());
+    std::string sid = options.id_field.empty() ? json_string(props, "uid")
+                                               : json_string(props, options.id_field.c_str());
     if (sid.empty()) sid = std::to_string(this_index);
     const std::string wkt = json_string(item, "wkt");
     GeomPtr geom;
@@ -259,9 +473,15 @@ FootprintSet read_xbd(const std::string& path, const nlohmann::json& j, const Gr
       geom.reset(g);
     }
     if (geom && geo) {
-      const OGREnvelope env = [&] { OGREnvelope e; geom->getEnvelope(&e); return e; }();
-      if (!geom->IsEmpty() && (env.MinX < -180 || env.MaxX > 180 || env.MinY < -90 || env.MaxY > 90)) {
-        throw Error(ErrorKind::input, path + ": feature " + sid + ": lng_lat coordinates out of range for EPSG:4326");
+      const OGREnvelope env = [&] {
+        OGREnvelope e;
+        geom->getEnvelope(&e);
+        return e;
+      }();
+      if (!geom->IsEmpty() &&
+          (env.MinX < -180 || env.MaxX > 180 || env.MinY < -90 || env.MaxY > 90)) {
+        throw Error(ErrorKind::input,
+                    path + ": feature " + sid + ": lng_lat coordinates out of range for EPSG:4326");
       }
       if (!reproject(geom.get(), ct.get(), sid, set.warnings)) continue;
     }
@@ -284,7 +504,8 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
                         nullptr, nullptr, nullptr));
     if (!ds) {
       if (json_like) (void)parse_json_file(path);  // a JSON syntax error is the better reason
-      throw Error(ErrorKind::input, with_reason(path + ": cannot be read as a vector file", cap.message()));
+      throw Error(ErrorKind::input,
+                  with_reason(path + ": cannot be read as a vector file", cap.message()));
     }
   }
   GDALDataset* d = GDALDataset::FromHandle(io_detail::get(ds));
@@ -294,7 +515,8 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   if (!options.layer.empty()) {
     layer = d->GetLayerByName(options.layer.c_str());
     if (!layer) {
-      throw Error(ErrorKind::input, path + ": no layer named '" + options.layer + "' (layers: " + join(names) + ")");
+      throw Error(ErrorKind::input,
+                  path + ": no layer named '" + options.layer + "' (layers: " + join(names) + ")");
     }
   } else if (names.empty()) {
     throw Error(ErrorKind::input, path + ": no vector layers");
@@ -308,8 +530,10 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   // CRS handling.
   const OGRSpatialReference* lsrs = layer->GetSpatialRef();
   if (!grid.georeferenced()) {
-    throw Error(ErrorKind::input, path + ": footprints need a georeferenced scene (the analysis grid is a "
-                                         "plain pixel grid; only xBD label JSON can give pixel polygons)");
+    throw Error(ErrorKind::input,
+                path +
+                    ": footprints need a georeferenced scene (the analysis grid is a "
+                    "plain pixel grid; only xBD label JSON can give pixel polygons)");
   }
   std::unique_ptr<OGRSpatialReference> src;
   const bool assumed_wgs84 = lsrs == nullptr || lsrs->IsEmpty();
@@ -324,9 +548,10 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   // (OGR reports it so), and projected coordinates there are the usual mistake.
   const bool check_range = assumed_wgs84 || src->IsGeographic();
   const char* auth = src->GetAuthorityCode(nullptr);
-  const std::string crs_label = assumed_wgs84 || (auth && std::string(auth) == "4326")
-                                    ? std::string("EPSG:4326")
-                                    : "the geographic CRS " + std::string(src->GetName() ? src->GetName() : "");
+  const std::string crs_label =
+      assumed_wgs84 || (auth && std::string(auth) == "4326")
+          ? std::string("EPSG:4326")
+          : "the geographic CRS " + std::string(src->GetName() ? src->GetName() : "");
 
   // Id and truth fields.
   OGRFeatureDefn* defn = layer->GetLayerDefn();
@@ -335,14 +560,22 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
     id_idx = defn->GetFieldIndex(options.id_field.c_str());
     if (id_idx < 0) {
       std::vector<std::string> fields;
-      for (int i = 0; i < defn->GetFieldCount(); ++i) fields.emplace_back(defn->GetFieldDefn(i)->GetNameRef());
-      throw Error(ErrorKind::input, path + ": no field '" + options.id_field + "' (fields: " + join(fields) + ")");
+      for (int i = 0; i < defn->GetFieldCount(); ++i)
+        fields.emplace_back(defn->GetFieldDefn(i)->GetNameRef());
+      throw Error(ErrorKind::input,
+                  path + ": no field '" + options.id_field + "' (fields: " + join(fields) + ")");
     }
   } else {
     id_idx = defn->GetFieldIndex("id");
     if (id_idx < 0) id_idx = defn->GetFieldIndex("uid");
   }
   const int subtype_idx = defn->GetFieldIndex("subtype");
+  const FeatureRules rules(options.features, grid);
+  std::vector<int> rule_fields;
+  for (const auto& r : rules.rules) rule_fields.push_back(defn->GetFieldIndex(r.attribute.c_str()));
+  const int width_idx = options.features.width_attribute.empty()
+                            ? -1
+                            : defn->GetFieldIndex(options.features.width_attribute.c_str());
 
   FootprintSet set;
   ErrorCapture cap;
@@ -369,15 +602,46 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
       geom->getEnvelope(&e);
       if (e.MinX < -180 || e.MaxX > 180 || e.MinY < -90 || e.MaxY > 90) {
         throw Error(ErrorKind::input, path + ": feature " + sid +
-                                          ": coordinates out of range for " +
-                                          crs_label +
+                                          ": coordinates out of range for " + crs_label +
                                           " (a projected CRS without a crs member?)");
       }
     }
     if (geom && !reproject(geom.get(), ct.get(), sid, set.warnings)) continue;
+    // The first rule whose attribute has a matching value gives the kind.
+    std::optional<FeatureKind> kind;
+    for (std::size_t r = 0; r < rules.rules.size() && !kind; ++r) {
+      const int field = rule_fields[r];
+      if (field >= 0 && f->IsFieldSetAndNotNull(field) &&
+          rules.rules[r].matches(f->GetFieldAsString(field))) {
+        kind = rules.rules[r].kind;
+      }
+    }
+    const auto gtype = geom && !geom->IsEmpty() ? wkbFlatten(geom->getGeometryType()) : wkbUnknown;
+    if (gtype == wkbLineString || gtype == wkbMultiLineString || gtype == wkbPoint ||
+        gtype == wkbMultiPoint) {
+      const bool is_line = gtype == wkbLineString || gtype == wkbMultiLineString;
+      if (!kind) {
+        set.warnings.push_back("feature " + sid + ": " +
+                               OGRGeometryTypeToName(geom->getGeometryType()) +
+                               " skipped (no features.kinds rule matches its attributes; e.g. " +
+                               (is_line ? "highway=*" : "amenity=hospital") + ")");
+        continue;
+      }
+      ErrorCapture geom_cap;
+      if (is_line) {
+        double width = rules.default_width_m(*kind);
+        if (width_idx >= 0 && f->IsFieldSetAndNotNull(width_idx)) {
+          if (const double w = leading_number(f->GetFieldAsString(width_idx)); w > 0) width = w;
+        }
+        add_line_segments(geom.get(), sid, *kind, width, rules, grid, set);
+      } else {
+        add_point(geom.get(), sid, *kind, rules, grid, set);
+      }
+      continue;
+    }
     Footprint fp;
     if (!to_footprint(std::move(geom), sid, grid, fp, set.warnings)) continue;
-    fp.kind = FeatureKind::building;
+    fp.kind = kind.value_or(FeatureKind::building);
     if (subtype_idx >= 0 && f->IsFieldSetAndNotNull(subtype_idx)) {
       fp.truth = damage_class_from_xbd(f->GetFieldAsString(subtype_idx));
     }
@@ -386,15 +650,53 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   }
   cap.check(ErrorKind::input, path + ": error while reading features");
   if (set.features.empty() && n_read > 0 && n_points_lines == n_read) {
-    throw Error(ErrorKind::input, path + ": expected Polygon/MultiPolygon footprints, got " + point_line_type +
-                                      " (all " + std::to_string(n_read) + " features are points or lines)");
+    throw Error(ErrorKind::input, path + ": expected Polygon/MultiPolygon footprints, got " +
+                                      point_line_type + " (all " + std::to_string(n_read) +
+                                      " features are points or lines)");
   }
   return set;
 }
 
 }  // namespace
 
-FootprintSet read_footprints(const std::string& path, const Grid& grid, const FootprintOptions& options) {
+namespace {
+
+/// Renumbers repeated (source id, segment) pairs: the second "a" becomes "a~2", and so on.
+void renumber_duplicates(FootprintSet& set, const std::string& path) {
+  std::unordered_map<std::string, int> seen;
+  seen.reserve(set.features.size());
+  std::vector<std::string> renamed;
+  std::int64_t count = 0;
+  for (auto& f : set.features) {
+    const std::string key = f.source_id + '\x1f' + std::to_string(f.segment);
+    int& n = seen[key];
+    if (f.segment > 0) continue;  // later segments of one line share its id by design
+    ++n;
+    if (n == 1) continue;
+    std::string fresh = f.source_id + "~" + std::to_string(n);
+    while (seen.count(fresh + '\x1f' + std::to_string(f.segment))) fresh += "~";
+    seen[fresh + '\x1f' + std::to_string(f.segment)] = 1;
+    // The other segments of this line follow with the same source id: rename them too.
+    const std::string old = f.source_id;
+    for (auto* g = &f; g != set.features.data() + set.features.size() && g->source_id == old &&
+                       (g == &f || g->segment > 0);
+         ++g) {
+      g->source_id = fresh;
+    }
+    if (renamed.size() < 5) renamed.push_back(old + " -> " + fresh);
+    ++count;
+  }
+  if (count > 0) {
+    set.warnings.push_back(path + ": " + std::to_string(count) +
+                           " duplicate feature id(s) renumbered (" + join(renamed) +
+                           (count > 5 ? ", ..." : "") + ")");
+  }
+}
+
+}  // namespace
+
+FootprintSet read_footprints(const std::string& path, const Grid& grid,
+                             const FootprintOptions& options) {
   init_gdal();
   const bool special = path.rfind("/vsi", 0) == 0;
   std::error_code ec;
@@ -414,12 +716,14 @@ FootprintSet read_footprints(const std::string& path, const Grid& grid, const Fo
       if (is_xbd(j)) {
         set = read_xbd(path, j, grid, options);
         if (set.features.empty()) set.warnings.push_back("no features in " + path);
+        renumber_duplicates(set, path);
         return set;
       }
     }
   }
   set = read_ogr(path, grid, options, json_like);
   if (set.features.empty()) set.warnings.push_back("no features in " + path);
+  renumber_duplicates(set, path);
   return set;
 }
 

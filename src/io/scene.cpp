@@ -255,6 +255,24 @@ double linear_units_in_metres(const std::string& crs_wkt) {
   return srs->GetLinearUnits();
 }
 
+double pixel_size_in_metres(const Grid& grid) {
+  if (grid.crs_wkt.empty()) return 0;
+  init_gdal();
+  auto srs = io_detail::srs_from(grid.crs_wkt);
+  if (!srs) throw Error(ErrorKind::usage, "unknown CRS in pixel_size_in_metres");
+  const double side = std::sqrt(grid.pixel_area());
+  if (srs->IsProjected()) return side * srs->GetLinearUnits();
+  if (!srs->IsGeographic()) return 0;
+  // Degrees: metres per degree of latitude and longitude at the centre latitude.
+  const double to_rad = srs->GetAngularUnits() * 1.0;  // radians per unit
+  const cv::Point2d c = grid.pixel_to_map(grid.width / 2.0, grid.height / 2.0);
+  // With the traditional GIS axis order the map y is the latitude.
+  const double lat = c.y * to_rad;
+  const double m_per_rad_lat = 6367449.0;  // mean meridional radius of WGS 84
+  const double m_per_rad_lon = 6378137.0 * std::cos(lat);
+  return side * to_rad * std::sqrt(m_per_rad_lat * std::max(m_per_rad_lon, 1.0));
+}
+
 // ------------------------------------------------------------------------------------------------
 // open_scene
 // ------------------------------------------------------------------------------------------------

@@ -33,6 +33,10 @@ struct RescoreSummary {
   std::int64_t valid_pixels = 0, changed_pixels = 0;
   std::int64_t features = 0, outside = 0, no_data = 0;
   std::array<std::int64_t, 4> class_counts{};
+  std::int64_t sites = -1;  ///< damage sites; -1 = not computed (sites.enabled false)
+  std::string scheme;      ///< damage.scheme
+  std::array<std::int64_t, 5> grade_counts{};  ///< scored features per class of the scheme
+  std::array<std::int64_t, 4> kind_counts{};   ///< features per kind
   std::vector<std::string> warnings;
   double seconds = 0;
 };
@@ -71,6 +75,10 @@ struct Evaluation {
   ConfusionMatrix confusion{4};       ///< rows truth, columns predicted, classes 0..3
   std::array<ClassScores, 4> classes;
   BinaryMetrics damaged;              ///< truth >= minor vs predicted >= minor
+  /// Per operating point (0 default, 1 high precision, 2 high recall; the damage_grade columns on
+  /// the xBD scale): destroyed vs not, and severe = major or destroyed vs not.
+  std::array<BinaryMetrics, 3> destroyed_at{}, severe_at{};
+  bool operating_points = false;      ///< the output has the operating-point columns
   double roc_auc = 0;                 ///< per-feature metric vs truth >= minor (NaN if undefined)
   double damage_f1_harmonic = 0;
   double xview2 = 0;

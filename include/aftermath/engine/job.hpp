@@ -51,7 +51,11 @@ struct RunSummary {
   double threshold = 0;                   ///< score threshold used
   std::int64_t valid_pixels = 0, changed_pixels = 0;
   std::int64_t features = 0, outside = 0, no_data = 0;
-  std::array<std::int64_t, 4> class_counts{};  ///< no-damage, minor, major, destroyed
+  std::array<std::int64_t, 4> class_counts{};  ///< no-damage, minor, major, destroyed (xBD scale)
+  std::int64_t sites = -1;                     ///< damage sites; -1 = not computed (sites.enabled false)
+  std::string scheme;                          ///< damage.scheme
+  std::array<std::int64_t, 5> grade_counts{};  ///< scored features per class of the scheme
+  std::array<std::int64_t, 4> kind_counts{};   ///< features per kind: building, road, infrastructure, rail
   std::vector<std::string> warnings;
   StageTimes times;
 };

@@ -26,8 +26,13 @@ class Hdf5Reader;
 /// WKT or a non-polygon geometry.
 std::vector<std::vector<cv::Point2d>> rings_from_wkt(const std::string& wkt, const Grid& grid);
 
-/// The features of an output: id, source_id, kind and truth_class from their columns, rings from
-/// `geometry_wkt` (rings_from_wkt), bbox/area by finalize_geometry. Empty when there is no
+/// Polylines in grid pixel coordinates from a WKT (multi)linestring in the grid's CRS. Empty for
+/// an empty or unreadable WKT or a non-line geometry.
+std::vector<std::vector<cv::Point2d>> lines_from_wkt(const std::string& wkt, const Grid& grid);
+
+/// The features of an output: id, source_id, kind, source_geometry, segment and truth_class from
+/// their columns, rings from `geometry_wkt` (rings_from_wkt), lines' centerlines from
+/// `centerline_wkt`, bbox/area by finalize_geometry. Empty when there is no
 /// `/footprints` table.
 std::vector<Footprint> read_output_footprints(const Hdf5Reader& reader, const Grid& grid);
 

@@ -50,6 +50,10 @@ std::string crs_to_wkt(const std::string& user_crs);
 bool same_crs(const std::string& wkt_a, const std::string& wkt_b);
 /// Linear unit of a projected CRS in metres per CRS unit, or 0 for a geographic/empty CRS.
 double linear_units_in_metres(const std::string& crs_wkt);
+/// Side of a grid pixel in metres: projected CRS: sqrt(pixel area) x the linear unit; geographic
+/// CRS: the same at the grid's centre latitude (WGS 84 ellipsoid, approximate); a plain pixel
+/// grid: 0 (no metric size).
+double pixel_size_in_metres(const Grid& grid);
 
 /// One window of a scene on the analysis grid: float32 bands and a validity mask.
 struct SceneWindow {

@@ -1,23 +1,22 @@
 // Unit tests of io/footprints: GeoJSON / GeoPackage through OGR, reprojection onto the grid,
 // repair and skipping of bad geometries, and xBD label JSON on a plain pixel grid.
+#include <gdal.h>
+#include <gtest/gtest.h>
+#include <ogr_api.h>
+#include <ogr_spatialref.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
 #include <sstream>
 #include <string>
-
-#include <gdal.h>
-#include <gtest/gtest.h>
-#include <ogr_api.h>
-#include <ogr_spatialref.h>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/io/footprints.hpp"
 #include "aftermath/io/scene.hpp"
-#include <opencv2/core.hpp>
 
 namespace fs = std::filesystem;
 using namespace aftermath;
@@ -69,7 +68,8 @@ void expect_error(Fn fn, ErrorKind kind, std::initializer_list<std::string> part
   } catch (const Error& e) {
     if (std::getenv("AFTERMATH_TEST_VERBOSE")) std::printf("  error: %s\n", e.what());
     EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(kind)) << e.what();
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
+    for (const auto& p : parts)
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what() << " lacks " << p;
   }
 }
 
@@ -111,8 +111,10 @@ TEST_F(FootprintsTest, GeoJsonInWgs84LandsOnUtmPixels) {
   const std::string hole = ring_of({{210, 210}, {210, 220}, {220, 220}, {220, 210}});
   std::ostringstream gj;
   gj << R"({"type":"FeatureCollection","features":[
-    {"type":"Feature","properties":{"id":"A7"},"geometry":{"type":"Polygon","coordinates":[)" << ring << R"(]}},
-    {"type":"Feature","properties":{"id":"B8"},"geometry":{"type":"Polygon","coordinates":[)" << outer << "," << hole << R"(]}}
+    {"type":"Feature","properties":{"id":"A7"},"geometry":{"type":"Polygon","coordinates":[)"
+     << ring << R"(]}},
+    {"type":"Feature","properties":{"id":"B8"},"geometry":{"type":"Polygon","coordinates":[)"
+     << outer << "," << hole << R"(]}}
   ]})";
   const auto fs_ = read_footprints(write("b.geojson", gj.str()), g);
   ASSERT_EQ(fs_.features.size(), 2u);
@@ -153,7 +155,9 @@ TEST_F(FootprintsTest, GeoPackageLayers) {
     OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(lyr));
     OGR_F_SetFieldString(f, 0, name);
     OGRGeometryH geom = nullptr;
-    char wkt[] = "POLYGON ((500010 3849990, 500020 3849990, 500020 3849980, 500010 3849980, 500010 3849990))";
+    char wkt[] =
+        "POLYGON ((500010 3849990, 500020 3849990, 500020 3849980, 500010 3849980, 500010 "
+        "3849990))";
     char* p = wkt;
     OGR_G_CreateFromWkt(&p, nullptr, &geom);
     OGR_F_SetGeometryDirectly(f, geom);
@@ -164,16 +168,24 @@ TEST_F(FootprintsTest, GeoPackageLayers) {
   GDALClose(ds);
 
   const Grid g = utm_grid();
-  expect_error([&] { read_footprints(path("two.gpkg"), g); }, ErrorKind::input, {"two.gpkg", "buildings", "roads"});
-  expect_error([&] { read_footprints(path("two.gpkg"), g, {"lakes", ""}); }, ErrorKind::input,
-               {"lakes", "buildings", "roads"});
-  const auto set = read_footprints(path("two.gpkg"), g, {"roads", ""});
+  expect_error([&] { read_footprints(path("two.gpkg"), g); }, ErrorKind::input,
+               {"two.gpkg", "buildings", "roads"});
+  expect_error(
+      [&] {
+        read_footprints(path("two.gpkg"), g, {"lakes", "", {}});
+      },
+      ErrorKind::input, {"lakes", "buildings", "roads"});
+  const auto set = read_footprints(path("two.gpkg"), g, {"roads", "", {}});
   ASSERT_EQ(set.features.size(), 1u);
   EXPECT_EQ(set.features[0].source_id, "roads");  // "uid" field
   EXPECT_NEAR(set.features[0].bbox.x, 20, 1e-6);
   EXPECT_NEAR(set.features[0].bbox.y, 20, 1e-6);
   EXPECT_NEAR(set.features[0].area_px, 400, 1e-6);
-  expect_error([&] { read_footprints(path("two.gpkg"), g, {"roads", "name"}); }, ErrorKind::input, {"name", "uid"});
+  expect_error(
+      [&] {
+        read_footprints(path("two.gpkg"), g, {"roads", "name", {}});
+      },
+      ErrorKind::input, {"name", "uid"});
 }
 
 TEST_F(FootprintsTest, BadGeometriesSkippedOrRepairedWithWarnings) {
@@ -199,7 +211,8 @@ TEST_F(FootprintsTest, BadGeometriesSkippedOrRepairedWithWarnings) {
   EXPECT_EQ(set.features[1].source_id, "bowtie");
   EXPECT_EQ(set.features[2].source_id, "mixed");
   EXPECT_EQ(set.features[3].source_id, "multi");
-  for (std::size_t i = 0; i < set.features.size(); ++i) EXPECT_EQ(set.features[i].id, std::int64_t(i));
+  for (std::size_t i = 0; i < set.features.size(); ++i)
+    EXPECT_EQ(set.features[i].id, std::int64_t(i));
   EXPECT_NEAR(set.features[0].area_px, 100, 1e-6);
   EXPECT_NEAR(set.features[1].area_px, 200, 1e-6);  // two 10x10-half triangles of a 20x20 bow-tie
   EXPECT_GE(set.features[1].rings.size(), 2u);
@@ -235,17 +248,25 @@ TEST_F(FootprintsTest, GeoJsonWithCrsMemberAndFidIds) {
 
 TEST_F(FootprintsTest, FileErrors) {
   const Grid g = utm_grid();
-  expect_error([&] { read_footprints(path("none.geojson"), g); }, ErrorKind::input, {"none.geojson", "does not exist"});
-  expect_error([&] { read_footprints(write("e.geojson", ""), g); }, ErrorKind::input, {"e.geojson", "empty file"});
-  expect_error([&] { read_footprints(write("m.geojson", R"({"type":"FeatureCollection","features":[{"type":)"), g); },
-               ErrorKind::input, {"m.geojson"});
-  expect_error([&] { read_footprints(write("junk.shp", "not a shapefile at all"), g); }, ErrorKind::input, {"junk.shp"});
+  expect_error([&] { read_footprints(path("none.geojson"), g); }, ErrorKind::input,
+               {"none.geojson", "does not exist"});
+  expect_error([&] { read_footprints(write("e.geojson", ""), g); }, ErrorKind::input,
+               {"e.geojson", "empty file"});
+  expect_error(
+      [&] {
+        read_footprints(write("m.geojson", R"({"type":"FeatureCollection","features":[{"type":)"),
+                        g);
+      },
+      ErrorKind::input, {"m.geojson"});
+  expect_error([&] { read_footprints(write("junk.shp", "not a shapefile at all"), g); },
+               ErrorKind::input, {"junk.shp"});
 
   Grid plain;
   plain.width = 10;
   plain.height = 10;
   const std::string gj = R"({"type":"FeatureCollection","features":[]})";
-  expect_error([&] { read_footprints(write("p.geojson", gj), plain); }, ErrorKind::input, {"p.geojson", "georeferenced scene"});
+  expect_error([&] { read_footprints(write("p.geojson", gj), plain); }, ErrorKind::input,
+               {"p.geojson", "georeferenced scene"});
 
   const auto empty = read_footprints(write("zero.geojson", gj), g);
   EXPECT_TRUE(empty.features.empty());
@@ -307,7 +328,77 @@ TEST_F(FootprintsTest, XbdJsonOnGeoreferencedGridUsesLngLat) {
 TEST_F(FootprintsTest, MalformedXbdJson) {
   std::string bad = kXbd;
   bad.resize(bad.size() / 2);
-  expect_error([&] { read_footprints(write("post.json", bad), wgs_grid()); }, ErrorKind::input, {"post.json", "JSON"});
+  expect_error([&] { read_footprints(write("post.json", bad), wgs_grid()); }, ErrorKind::input,
+               {"post.json", "JSON"});
+}
+
+// Issue 5: kinds from OpenStreetMap-style tags, lines cut into buffered segments, points into
+// discs, duplicate ids renumbered. Grid: UTM, 0.5 m pixels, origin (500000, 3850000).
+TEST_F(FootprintsTest, KindsLinesPointsAndDuplicateIds) {
+  const std::string text = R"({"type":"FeatureCollection",
+    "crs":{"type":"name","properties":{"name":"urn:ogc:def:crs:EPSG::32615"}},
+    "features":[
+     {"type":"Feature","properties":{"id":"a","building":"yes"},
+      "geometry":{"type":"Polygon","coordinates":[[[500010,3849990],[500020,3849990],[500020,3849980],[500010,3849980],[500010,3849990]]]}},
+     {"type":"Feature","properties":{"id":"a"},
+      "geometry":{"type":"Polygon","coordinates":[[[500030,3849990],[500040,3849990],[500040,3849980],[500030,3849980],[500030,3849990]]]}},
+     {"type":"Feature","properties":{"id":"r1","highway":"primary"},
+      "geometry":{"type":"LineString","coordinates":[[500000,3849900],[500150,3849900],[500150,3849800]]}},
+     {"type":"Feature","properties":{"id":"r2","railway":"rail","width":"3 m"},
+      "geometry":{"type":"LineString","coordinates":[[500000,3849850],[500050,3849850]]}},
+     {"type":"Feature","properties":{"id":"h","amenity":"hospital"},
+      "geometry":{"type":"Point","coordinates":[500100,3849950]}},
+     {"type":"Feature","properties":{"id":"p"},
+      "geometry":{"type":"Point","coordinates":[500120,3849950]}},
+     {"type":"Feature","properties":{"id":"x"},
+      "geometry":{"type":"LineString","coordinates":[[500000,3849870],[500050,3849870]]}}
+    ]})";
+  const auto set = read_footprints(write("osm.geojson", text), utm_grid());
+  // a, a~2, three segments of r1 (250 m in pieces of at most 100 m), one of r2, the hospital.
+  ASSERT_EQ(set.features.size(), 7u);
+  const auto& f = set.features;
+  EXPECT_EQ(f[0].source_id, "a");
+  EXPECT_EQ(f[0].kind, FeatureKind::building);
+  EXPECT_EQ(f[1].source_id, "a~2");
+  EXPECT_EQ(f[1].kind, FeatureKind::building);  // untagged polygon
+  EXPECT_TRUE(any_contains(set.warnings, "duplicate feature id"));
+  for (int k = 0; k < 3; ++k) {
+    const Footprint& seg = f[static_cast<std::size_t>(2 + k)];
+    EXPECT_EQ(seg.source_id, "r1");
+    EXPECT_EQ(seg.kind, FeatureKind::road);
+    EXPECT_EQ(seg.source_geometry, SourceGeometry::line);
+    EXPECT_EQ(seg.segment, k);
+    EXPECT_NEAR(centerline_length_px(seg), 250.0 / 3 / 0.5, 1e-6);  // 83.3 m in 0.5 m pixels
+    EXPECT_FALSE(seg.centerline_wkt.empty());
+    // Corridor 8 m wide (16 px): area = length x width + the round ends (pi r^2), roughly.
+    EXPECT_NEAR(seg.area_px, 166.67 * 16 + 3.14159 * 64, 0.03 * 166.67 * 16);
+  }
+  EXPECT_EQ(f[5].kind, FeatureKind::rail);
+  EXPECT_NEAR(f[5].area_px, 100 * 6 + 3.14159 * 9, 0.03 * 600);  // the width attribute "3 m"
+  EXPECT_EQ(f[6].kind, FeatureKind::infrastructure);
+  EXPECT_EQ(f[6].source_geometry, SourceGeometry::point);
+  EXPECT_NEAR(f[6].area_px, 3.14159 * 30 * 30, 0.02 * 3.14159 * 900);  // 15 m radius
+  EXPECT_NEAR(f[6].bbox.x + f[6].bbox.width / 2, 200, 1e-6);
+  EXPECT_TRUE(any_contains(set.warnings, "feature p: Point skipped"));
+  EXPECT_TRUE(any_contains(set.warnings, "feature x: Line String skipped (no features.kinds rule"));
+}
+
+TEST_F(FootprintsTest, KindRulesAreParsedAndChecked) {
+  std::string problem;
+  const auto r = parse_kind_rule("amenity=hospital|school:infrastructure", problem);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->attribute, "amenity");
+  EXPECT_EQ(r->values, (std::vector<std::string>{"hospital", "school"}));
+  EXPECT_TRUE(r->matches("school"));
+  EXPECT_FALSE(r->matches("bank"));
+  const auto any = parse_kind_rule("building=*:building", problem);
+  ASSERT_TRUE(any);
+  EXPECT_TRUE(any->matches("house"));
+  EXPECT_FALSE(any->matches("no"));  // OSM building=no
+  for (const char* bad : {"building", "=x:road", "a=:road", "a=x:castle", "a=x||y:road"}) {
+    EXPECT_FALSE(parse_kind_rule(bad, problem)) << bad;
+    EXPECT_FALSE(problem.empty()) << bad;
+  }
 }
 
 }  // namespace

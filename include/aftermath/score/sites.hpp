@@ -1,0 +1,56 @@
+#pragma once
+/// @file sites.hpp
+/// Damage sites without footprints: connected parts (4-connected, as GDALPolygonize) of the
+/// damage mask. Tiles hand in runs of changed pixels of their core with score sums; the runs
+/// are joined across tile borders when the job ends, so memory follows the changed area, not the
+/// scene, and the sites do not depend on tiling or tile order.
+#include <cstdint>
+#include <opencv2/core.hpp>
+#include <vector>
+
+#include "aftermath/core/grid.hpp"
+
+namespace aftermath {
+
+/// Changed pixels [x0, x1) of grid row `row` (grid pixel coordinates) with their score sums.
+struct MaskRun {
+  std::int32_t row = 0, x0 = 0, x1 = 0;
+  std::int64_t code_sum = 0;  ///< sum of the pixels' score codes (score = code x 2^-16)
+  std::uint16_t max_code = 0;
+  std::int32_t built_up = 0;  ///< pixels of the run on built-up ground (0 without that layer)
+  bool operator==(const MaskRun&) const = default;
+};
+
+/// The runs of changed pixels of one tile's core: `mask` CV_8U MaskValue, `codes` CV_16U score
+/// codes, optional `built_up` CV_8U (non-zero = built-up), all core-sized. Pure.
+std::vector<MaskRun> mask_runs(const Window& core, const cv::Mat& mask, const cv::Mat& codes,
+                               const cv::Mat& built_up = {});
+
+/// One damage site.
+struct DamageSite {
+  std::int64_t id = 0;  ///< 0-based, in order of the site's first pixel (row, then column)
+  std::int64_t pixels = 0;
+  double mean_score = 0, max_score = 0;
+  double built_up_fraction = 0;  ///< of its pixels on built-up ground; 0 without that layer
+  cv::Rect bbox;                 ///< grid pixels
+  cv::Point2d centroid;          ///< pixel coordinates (corner convention: centres at +0.5)
+  std::vector<MaskRun> runs;     ///< its pixels, by row then column (for polygonising)
+};
+
+class SiteAccumulator {
+ public:
+  /// Any tile order; from one thread.
+  void add(std::vector<MaskRun> runs);
+  std::size_t run_count() const { return runs_.size(); }
+  /// State as bytes, to combine accumulators that each saw a part of the tiles (MPI ranks).
+  std::vector<std::uint8_t> serialize() const;
+  void merge_serialized(const std::vector<std::uint8_t>& bytes);
+  /// Joins the runs into 4-connected sites and keeps those of at least `min_pixels` pixels and
+  /// (when min_built_up_fraction > 0) at least that fraction of built-up pixels.
+  std::vector<DamageSite> finalize(std::int64_t min_pixels, double min_built_up_fraction) const;
+
+ private:
+  std::vector<MaskRun> runs_;
+};
+
+}  // namespace aftermath

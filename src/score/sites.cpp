@@ -1,0 +1,184 @@
+#include "aftermath/score/sites.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "aftermath/core/error.hpp"
+#include "aftermath/score/threshold.hpp"
+
+namespace aftermath {
+
+std::vector<MaskRun> mask_runs(const Window& core, const cv::Mat& mask, const cv::Mat& codes,
+                               const cv::Mat& built_up) {
+  std::vector<MaskRun> out;
+  if (core.empty()) return out;
+  const cv::Size size(core.width, core.height);
+  if (mask.type() != CV_8U || codes.type() != CV_16U || mask.size() != size ||
+      codes.size() != size ||
+      (!built_up.empty() && (built_up.type() != CV_8U || built_up.size() != size))) {
+    throw Error(ErrorKind::internal,
+                "mask_runs: mask (CV_8U), codes (CV_16U) and built_up (CV_8U) must be core-sized",
+                "score");
+  }
+  for (int r = 0; r < core.height; ++r) {
+    const auto* m = mask.ptr<std::uint8_t>(r);
+    const auto* q = codes.ptr<std::uint16_t>(r);
+    const auto* b = built_up.empty() ? nullptr : built_up.ptr<std::uint8_t>(r);
+    int c = 0;
+    while (c < core.width) {
+      if (m[c] != kMaskChanged) {
+        ++c;
+        continue;
+      }
+      MaskRun run;
+      run.row = core.y + r;
+      run.x0 = core.x + c;
+      while (c < core.width && m[c] == kMaskChanged) {
+        run.code_sum += q[c];
+        run.max_code = std::max(run.max_code, q[c]);
+        if (b && b[c]) ++run.built_up;
+        ++c;
+      }
+      run.x1 = core.x + c;
+      out.push_back(run);
+    }
+  }
+  return out;
+}
+
+void SiteAccumulator::add(std::vector<MaskRun> runs) {
+  if (runs_.empty()) {
+    runs_ = std::move(runs);
+  } else {
+    runs_.insert(runs_.end(), runs.begin(), runs.end());
+  }
+}
+
+std::vector<std::uint8_t> SiteAccumulator::serialize() const {
+  std::vector<std::uint8_t> out(sizeof(std::uint64_t) + runs_.size() * sizeof(MaskRun));
+  const std::uint64_t n = runs_.size();
+  std::memcpy(out.data(), &n, sizeof n);
+  if (n) std::memcpy(out.data() + sizeof n, runs_.data(), runs_.size() * sizeof(MaskRun));
+  return out;
+}
+
+void SiteAccumulator::merge_serialized(const std::vector<std::uint8_t>& bytes) {
+  std::uint64_t n = 0;
+  if (bytes.size() < sizeof n) throw Error(ErrorKind::internal, "SiteAccumulator: truncated state");
+  std::memcpy(&n, bytes.data(), sizeof n);
+  if ((bytes.size() - sizeof n) / sizeof(MaskRun) != n ||
+      (bytes.size() - sizeof n) % sizeof(MaskRun) != 0) {
+    throw Error(ErrorKind::internal, "SiteAccumulator: malformed state");
+  }
+  const std::size_t start = runs_.size();
+  runs_.resize(start + n);
+  if (n) std::memcpy(runs_.data() + start, bytes.data() + sizeof n, n * sizeof(MaskRun));
+}
+
+namespace {
+
+std::size_t find_root(std::vector<std::size_t>& parent, std::size_t i) {
+  while (parent[i] != i) {
+    parent[i] = parent[parent[i]];
+    i = parent[i];
+  }
+  return i;
+}
+
+}  // namespace
+
+std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
+                                                  double min_built_up_fraction) const {
+  // Runs by row and column; runs that touch across a tile border (x1 == next x0) become one.
+  std::vector<MaskRun> runs = runs_;
+  std::sort(runs.begin(), runs.end(), [](const MaskRun& a, const MaskRun& b) {
+    return a.row != b.row ? a.row < b.row : a.x0 < b.x0;
+  });
+  std::vector<MaskRun> joined;
+  joined.reserve(runs.size());
+  for (const MaskRun& r : runs) {
+    if (!joined.empty() && joined.back().row == r.row && joined.back().x1 == r.x0) {
+      MaskRun& j = joined.back();
+      j.x1 = r.x1;
+      j.code_sum += r.code_sum;
+      j.max_code = std::max(j.max_code, r.max_code);
+      j.built_up += r.built_up;
+    } else {
+      if (!joined.empty() && joined.back().row == r.row && joined.back().x1 > r.x0) {
+        throw Error(ErrorKind::internal, "SiteAccumulator: overlapping runs (a tile added twice?)");
+      }
+      joined.push_back(r);
+    }
+  }
+  // Union-find: a run joins the runs of the row above whose columns overlap (4-connectivity).
+  std::vector<std::size_t> parent(joined.size());
+  std::iota(parent.begin(), parent.end(), std::size_t{0});
+  std::size_t above_begin = 0, above_end = 0;  // runs of the previous row: [above_begin, above_end)
+  for (std::size_t i = 0; i < joined.size();) {
+    const std::int32_t row = joined[i].row;
+    std::size_t j = i;
+    while (j < joined.size() && joined[j].row == row) ++j;
+    const bool adjacent = above_end > above_begin && joined[above_begin].row == row - 1;
+    if (adjacent) {
+      std::size_t a = above_begin;
+      for (std::size_t k = i; k < j; ++k) {
+        while (a < above_end && joined[a].x1 <= joined[k].x0) ++a;
+        for (std::size_t b = a; b < above_end && joined[b].x0 < joined[k].x1; ++b) {
+          const std::size_t ra = find_root(parent, b), rk = find_root(parent, k);
+          if (ra != rk)
+            parent[std::max(ra, rk)] = std::min(ra, rk);  // the earliest run is the root
+        }
+      }
+    }
+    above_begin = i;
+    above_end = j;
+    i = j;
+  }
+  // Sites in order of their root (= their first run, by row then column).
+  std::vector<std::int64_t> site_of(joined.size(), -1);
+  std::vector<DamageSite> sites;
+  for (std::size_t i = 0; i < joined.size(); ++i) {
+    const std::size_t root = find_root(parent, i);
+    if (site_of[root] < 0) {
+      site_of[root] = static_cast<std::int64_t>(sites.size());
+      sites.emplace_back();
+    }
+    DamageSite& s = sites[static_cast<std::size_t>(site_of[root])];
+    const MaskRun& r = joined[i];
+    s.runs.push_back(r);
+  }
+  std::vector<DamageSite> kept;
+  for (DamageSite& s : sites) {
+    std::int64_t pixels = 0, code_sum = 0, built = 0;
+    std::uint16_t max_code = 0;
+    int x0 = INT32_MAX, x1 = INT32_MIN, y0 = INT32_MAX, y1 = INT32_MIN;
+    double cx = 0, cy = 0;
+    for (const MaskRun& r : s.runs) {
+      const std::int64_t n = r.x1 - r.x0;
+      pixels += n;
+      code_sum += r.code_sum;
+      built += r.built_up;
+      max_code = std::max(max_code, r.max_code);
+      x0 = std::min(x0, r.x0), x1 = std::max(x1, r.x1), y0 = std::min(y0, r.row),
+      y1 = std::max(y1, r.row + 1);
+      cx += static_cast<double>(n) * (r.x0 + r.x1) / 2.0;
+      cy += static_cast<double>(n) * (r.row + 0.5);
+    }
+    if (pixels < min_pixels) continue;
+    const double built_fraction =
+        pixels > 0 ? static_cast<double>(built) / static_cast<double>(pixels) : 0;
+    if (min_built_up_fraction > 0 && built_fraction < min_built_up_fraction) continue;
+    s.pixels = pixels;
+    s.mean_score = static_cast<double>(code_sum) / static_cast<double>(pixels) * kScoreCodeScale;
+    s.max_score = max_code * kScoreCodeScale;
+    s.built_up_fraction = built_fraction;
+    s.bbox = cv::Rect(x0, y0, x1 - x0, y1 - y0);
+    s.centroid = cv::Point2d(cx / static_cast<double>(pixels), cy / static_cast<double>(pixels));
+    s.id = static_cast<std::int64_t>(kept.size());
+    kept.push_back(std::move(s));
+  }
+  return kept;
+}
+
+}  // namespace aftermath
