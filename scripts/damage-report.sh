@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Per-building damage against the xBD labels, and the Joplin tornado pair's classes, through the
-# aftermath CLI; writes docs/damage.md and docs/img/joplin-damage.png.
+# aftermath CLI; writes docs/damage.md and docs/img/joplin-damage.jpg.
 #
 #   scripts/damage-report.sh [BUILD_DIR] [OUTPUT_MD] [--joplin DIR] [--set KEY=VALUE ...]
 #
@@ -10,7 +10,7 @@
 # operating points. Joplin: DIR holds the full xView2-deploy test set (pre/*.tif in UTM 15N,
 # post/*.tif in EPSG:4326, joplin.geojson with 2,823 footprints; mosaicked with gdalbuildvrt);
 # without --joplin the bundled crop (data/sample/joplin, 130 footprints) is used.
-# Needs jq and gdalbuildvrt (gdal-bin).
+# Needs jq, gdalbuildvrt, gdal_translate and gdalinfo (gdal-bin).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/build
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 AFT=$BUILD/aftermath
-for tool in jq gdalbuildvrt "$AFT"; do
+for tool in jq gdalbuildvrt gdal_translate gdalinfo "$AFT"; do
   command -v "$tool" >/dev/null || { echo "damage-report: $tool not found" >&2; exit 2; }
 done
 WORK=$(mktemp -d)
@@ -66,7 +66,11 @@ else
   J_WHAT="the bundled crop data/sample/joplin (one 1024 x 1024 pre tile, 130 footprints)"
 fi
 "$AFT" --log-level error run --overwrite "${SETS[@]}" --pre "$J_PRE" --post "$J_POST" --footprints "$J_FP" \
-  --out "$WORK/joplin.h5" --quicklook "$IMG/joplin-damage.png" >"$WORK/joplin.txt"
+  --out "$WORK/joplin.h5" --quicklook "$WORK/joplin.png" >"$WORK/joplin.txt"
+# A JPEG at most 2000 px wide keeps the repository small.
+gdal_translate -q -of JPEG -co QUALITY=85 -outsize "$(awk -v w="$(gdalinfo "$WORK/joplin.png" | sed -n 's/^Size is \([0-9]*\),.*/\1/p')" 'BEGIN { print (w > 2000 ? 2000 : w) }')" 0 \
+  "$WORK/joplin.png" "$IMG/joplin-damage.jpg"
+rm -f "$IMG/joplin-damage.jpg.aux.xml"
 features_line=$(grep '^features' "$WORK/joplin.txt" || true)
 sites_line=$(grep '^sites' "$WORK/joplin.txt" || true)
 grid_line=$(grep '^grid' "$WORK/joplin.txt" || true)
@@ -109,7 +113,7 @@ $features_line
 $sites_line
 \`\`\`
 
-![Joplin: pre, post with footprints by class, score](img/joplin-damage.png)
+![Joplin: pre, post with footprints by class, score](img/joplin-damage.jpg)
 
 ## Reading the figures
 

@@ -1,6 +1,7 @@
 // aftermath-synth: writes a synthetic pre/post pair (tiled deflate GeoTIFF, 4-band uint16,
 // EPSG:32632) with a known shift and known destroyed buildings, plus their footprints as GeoJSON.
 // Streams by row blocks: memory does not grow with the scene.
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -26,10 +27,42 @@ int main(int argc, char** argv) {
   app.add_option("--seed", spec.seed, "random seed");
   app.add_option("--destroyed", spec.destroyed_fraction, "fraction of buildings destroyed")->check(CLI::Range(0.0, 1.0));
   app.add_option("--out-dir", out_dir, "where to write pre.tif, post.tif, buildings.geojson");
+  long long lattice = 0;
+  app.add_option("--lattice-footprints", lattice,
+                 "write only lattice-N.geojson: N small building polygons on a regular lattice over the scene "
+                 "(for the footprint scale benchmark), no rasters")
+      ->check(CLI::Range(1LL, 100000000LL));
   CLI11_PARSE(app, argc, argv);
   spec.height = spec.width;
   try {
     const Grid grid = synth::scene_grid(spec);
+    if (lattice > 0) {
+      // Squares of 60% of the lattice step, each with a slight skew so edges are not axis-aligned.
+      const auto per_row = static_cast<long long>(std::ceil(std::sqrt(static_cast<double>(lattice))));
+      const double step = static_cast<double>(spec.width) / static_cast<double>(per_row);
+      const double side = 0.6 * step;
+      const std::string path = fmt::format("{}/lattice-{}.geojson", out_dir, lattice);
+      std::ofstream f(path);
+      f << "{\"type\":\"FeatureCollection\",\"crs\":{\"type\":\"name\",\"properties\":{\"name\":"
+           "\"urn:ogc:def:crs:EPSG::32632\"}},\"features\":[\n";
+      auto X = [&](double c) { return grid.geotransform[0] + c * grid.geotransform[1]; };
+      auto Y = [&](double r) { return grid.geotransform[3] + r * grid.geotransform[5]; };
+      for (long long i = 0; i < lattice; ++i) {
+        const double x0 = static_cast<double>(i % per_row) * step + 0.2 * step;
+        const double y0 = static_cast<double>(i / per_row) * step + 0.2 * step;
+        const double k = 0.1 * side;  // skew
+        f << fmt::format("{{\"type\":\"Feature\",\"properties\":{{\"id\":\"l{}\"}},\"geometry\":{{\"type\":"
+                         "\"Polygon\",\"coordinates\":[[[{:.3f},{:.3f}],[{:.3f},{:.3f}],[{:.3f},{:.3f}],[{:.3f},{:.3f}],"
+                         "[{:.3f},{:.3f}]]]}}}}{}\n",
+                         i, X(x0), Y(y0), X(x0 + side), Y(y0 + k), X(x0 + side - k), Y(y0 + side), X(x0 - k),
+                         Y(y0 + side - k), X(x0), Y(y0), i + 1 < lattice ? "," : "");
+      }
+      f << "]}\n";
+      f.close();
+      if (!f) throw_output("cannot write " + path, out_dir);
+      std::cout << fmt::format("wrote {} ({} polygons)\n", path, lattice);
+      return 0;
+    }
     for (const bool post : {false, true}) {
       GeoTiffWriter w(out_dir + (post ? "/post.tif" : "/pre.tif"), grid, spec.bands, CV_16U);
       const int block = 256;

@@ -10,6 +10,7 @@
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/io/output_read.hpp"
 #include "aftermath/io/polygonize.hpp"
+#include "aftermath/score/built_up.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
 
@@ -433,6 +434,36 @@ std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, con
     out.push_back(outline_wkt(pixels, s.bbox.tl(), grid));
   }
   return out;
+}
+
+int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
+  if (!cfg.sites.enabled || !cfg.sites.built_up_only) return 0;
+  const double metres = pixel_size_in_metres(grid);
+  const int size = std::max(3, static_cast<int>(std::ceil(cfg.sites.built_up_max_size_m / (metres > 0 ? metres : 1.0))));
+  const int reach = built_up_reach(size);
+  if (cfg.tiling.halo < reach) {
+    throw Error(ErrorKind::usage,
+                fmt::format("sites.built_up_only: the building index looks {} px around each pixel "
+                            "(sites.built_up_max_size_m {} m at {:.3g} m pixels); set tiling.halo to at least {} "
+                            "(now {}), or lower sites.built_up_max_size_m",
+                            reach, cfg.sites.built_up_max_size_m, metres > 0 ? metres : 1.0, reach, cfg.tiling.halo),
+                "plan");
+  }
+  return size;
+}
+
+LayerSpec built_up_layer() {
+  return {"built_up_index", LayerType::float32, -1.0,
+          "morphological building index of the pre scene (fraction of its brightness range; built-up >= "
+          "sites.built_up_index_threshold)",
+          "1", {}, {}};
+}
+
+cv::Mat built_up_index_core(const std::vector<cv::Mat>& pre_outer, const cv::Mat& valid_outer, const Tile& tile,
+                            int size_px, double brightness_range) {
+  cv::Mat index = built_up_index(pre_outer, valid_outer, size_px, brightness_range)(tile.core_in_outer()).clone();
+  index.setTo(-1.0f, valid_outer(tile.core_in_outer()) == 0);
+  return index;
 }
 
 std::int64_t site_min_pixels(const SitesConfig& sites, const Grid& grid) {

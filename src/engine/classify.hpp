@@ -114,6 +114,16 @@ Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::st
                  const Grid& grid, bool with_built_up);
 /// Outlines of the sites as WKT in the grid's CRS (GDALPolygonize over each site's pixels).
 std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid);
+/// sites.built_up_only: the building index's largest element in pixels of the grid, or 0 when
+/// off. Throws Error(usage) when tiling.halo is smaller than the index's reach (tiles would then
+/// differ from the whole scene).
+int built_up_size_px(const JobConfig& config, const Grid& grid);
+/// The `built_up_index` layer: float32, the building index, -1 where invalid; built-up ground is
+/// index >= sites.built_up_index_threshold (so rescore can move that threshold).
+LayerSpec built_up_layer();
+/// The index over the tile's core (CV_32F, -1 invalid), from the pre bands of its outer window.
+cv::Mat built_up_index_core(const std::vector<cv::Mat>& pre_outer, const cv::Mat& valid_outer, const Tile& tile,
+                            int size_px, double brightness_range);
 /// sites.min_area_m2 in pixels of the grid (at least 1).
 std::int64_t site_min_pixels(const SitesConfig& sites, const Grid& grid);
 

@@ -49,7 +49,14 @@ cv::Mat stored_codes(const cv::Mat& layer, const std::string& path) {
 
 struct RescoreTile {
   std::vector<std::pair<Window, std::shared_ptr<LazyChunk>>> chunks;  // chunk window on the grid
-  std::optional<EncodedChunk> misregistration;  // the stored chunk of the tile's core, carried over
+  std::vector<EncodedChunk> carried;  // per carried layer: the stored chunk of the tile's core
+};
+
+/// A layer that does not depend on thresholds (misregistration, built_up): its chunks are
+/// carried over, re-encoded only when the deflate level differs.
+struct CarriedLayer {
+  int index = -1;  // in the output's layers
+  std::unique_ptr<Hdf5ChunkReader> reader;
 };
 
 }  // namespace
@@ -75,11 +82,13 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   JobConfig wanted = req.config ? *req.config : stored;
   apply_overrides(wanted, req.overrides);
 
-  // What rescore can change: threshold.*, damage.*, output.*, tiles in flight. The rest made the
-  // scores, which are stored.
+  // What rescore can change: threshold.*, damage.*, sites.* (but the building index's element
+  // size), output.*, tiles in flight. The rest made the scores, geometry and index, which are stored.
   JobConfig cfg = stored;
   cfg.threshold = wanted.threshold;
   cfg.damage = wanted.damage;
+  cfg.sites = wanted.sites;
+  cfg.sites.built_up_max_size_m = stored.sites.built_up_max_size_m;
   cfg.output = wanted.output;
   cfg.tiling.tiles_in_flight = wanted.tiling.tiles_in_flight;
   cfg.tiling.halo = std::max(stored.tiling.halo, detect_radius(stored.detect) + 2 * cfg.threshold.open_radius);
@@ -89,6 +98,9 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     if (!(wanted.input == stored.input)) ignored.push_back("input");
     if (!(wanted.align == stored.align)) ignored.push_back("align");
     if (!(wanted.detect == stored.detect)) ignored.push_back("detect");
+    if (!(wanted.radiometry == stored.radiometry)) ignored.push_back("radiometry");
+    if (!(wanted.features == stored.features)) ignored.push_back("features");
+    if (wanted.sites.built_up_max_size_m != stored.sites.built_up_max_size_m) ignored.push_back("sites.built_up_max_size_m");
     if (wanted.tiling.tile_size != stored.tiling.tile_size || wanted.tiling.halo != stored.tiling.halo) ignored.push_back("tiling");
     if (!ignored.empty()) {
       std::string list;
@@ -133,12 +145,18 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   FootprintAccumulator accumulator(features.size(), index);
   SiteAccumulator sites;
   std::vector<LayerSpec> layers = engine::output_layers(cfg);
-  // The misregistration layer does not depend on thresholds: its chunks are carried over.
-  std::unique_ptr<Hdf5ChunkReader> misreg;
-  const int misreg_index = reader.has("/misregistration") ? static_cast<int>(layers.size()) : -1;
-  if (misreg_index >= 0) {
-    layers.push_back(engine::misregistration_layer());
-    misreg = std::make_unique<Hdf5ChunkReader>(req.input, "misregistration");
+  std::vector<CarriedLayer> carried;
+  int misreg_slot = -1, built_up_slot = -1;  // positions in `carried`
+  for (const LayerSpec& spec : {engine::misregistration_layer(), engine::built_up_layer()}) {
+    if (!reader.has("/" + spec.name)) continue;
+    (spec.name == "built_up_index" ? built_up_slot : misreg_slot) = static_cast<int>(carried.size());
+    carried.push_back({static_cast<int>(layers.size()), std::make_unique<Hdf5ChunkReader>(req.input, spec.name)});
+    layers.push_back(spec);
+  }
+  const bool want_built_up = cfg.sites.enabled && cfg.sites.built_up_only;
+  if (want_built_up && built_up_slot < 0) {
+    throw Error(ErrorKind::usage, req.input + ": sites.built_up_only needs the built_up_index layer, which this "
+                                              "output has not: run it with sites.built_up_only: true");
   }
   Hdf5ChunkReader chunks(req.input, "change_score");
   if (chunks.chunk_size() != cfg.tiling.tile_size) {
@@ -179,7 +197,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
         if (idx == t.index && reuse_score_chunks) w.score_chunk = slot->raw;
       }
     }
-    if (misreg) rt->misregistration = misreg->read(t.core.x, t.core.y);
+    for (const auto& c : carried) rt->carried.push_back(c.reader->read(t.core.x, t.core.y));
     // Chunks of rows above r0 are not needed by later tiles.
     while (!cache.empty() && cache.begin()->first / tiles.cols() < r0) cache.erase(cache.begin());
     w.extra = std::move(rt);
@@ -204,30 +222,36 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       lc->decoded(cv::Rect(part.x - cw.x, part.y - cw.y, part.width, part.height))
           .copyTo(w.score(cv::Rect(part.x - t.outer.x, part.y - t.outer.y, part.width, part.height)));
     }
-    std::shared_ptr<EncodedChunk> carried;
-    if (rt->misregistration && !features.empty()) {
-      // The per-feature mean misregistration reads the stored layer, as the run computed it.
-      w.misregistration = decode_chunk(layers[static_cast<std::size_t>(misreg_index)], *rt->misregistration, ts,
-                                       misreg->filtered())(cv::Rect(0, 0, t.core.width, t.core.height))
-                              .clone();
+    const cv::Rect core_rect(0, 0, t.core.width, t.core.height);
+    const auto decoded = [&](int slot) {
+      const CarriedLayer& c = carried[static_cast<std::size_t>(slot)];
+      return decode_chunk(layers[static_cast<std::size_t>(c.index)], rt->carried[static_cast<std::size_t>(slot)], ts,
+                          c.reader->filtered())(core_rect)
+          .clone();
+    };
+    // The per-feature mean misregistration and the sites' built-up ground read the stored
+    // layers, as the run computed them.
+    if (misreg_slot >= 0 && !features.empty()) w.misregistration = decoded(misreg_slot);
+    if (built_up_slot >= 0 && want_built_up) {
+      w.built_up = decoded(built_up_slot) >= cfg.sites.built_up_index_threshold;  // fill -1: never
     }
-    if (rt->misregistration) {
-      const bool same_filters = misreg->filtered() == (cfg.output.deflate_level > 0) &&
-                                misreg->deflate_level() == cfg.output.deflate_level;
-      carried = std::make_shared<EncodedChunk>(
-          same_filters ? *rt->misregistration
-                       : encode_chunk(layers[static_cast<std::size_t>(misreg_index)],
-                                      decode_chunk(layers[static_cast<std::size_t>(misreg_index)], *rt->misregistration,
-                                                   ts, misreg->filtered())(cv::Rect(0, 0, t.core.width, t.core.height)),
-                                      ts, cfg.output.deflate_level));
+    auto out = std::make_shared<std::vector<EncodedChunk>>();
+    for (std::size_t k = 0; k < carried.size(); ++k) {
+      const CarriedLayer& c = carried[k];
+      const bool same_filters = c.reader->filtered() == (cfg.output.deflate_level > 0) &&
+                                c.reader->deflate_level() == cfg.output.deflate_level;
+      out->push_back(same_filters ? rt->carried[k]
+                                  : encode_chunk(layers[static_cast<std::size_t>(c.index)],
+                                                 decoded(static_cast<int>(k)), ts, cfg.output.deflate_level));
     }
-    w.extra = std::move(carried);
+    w.extra = std::move(out);
   };
   int written = 0;
   stages.store = [&](engine::TileWork& w) {
     try {
       for (std::size_t l = 0; l < w.chunks.size(); ++l) writer.write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
-      if (w.extra) writer.write_chunk(misreg_index, w.tile, *static_cast<const EncodedChunk*>(w.extra.get()));
+      const auto& out = *static_cast<const std::vector<EncodedChunk>*>(w.extra.get());
+      for (std::size_t k = 0; k < carried.size(); ++k) writer.write_chunk(carried[k].index, w.tile, out[k]);
     } catch (const Error& e) {
       throw e.with_context("write", {}, w.tile.index);
     }

@@ -27,6 +27,7 @@
 #include "aftermath/io/hdf5_writer.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/radiometry/normalisation.hpp"
+#include "aftermath/score/built_up.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 #include "aftermath/score/threshold.hpp"
 #include "alignment.hpp"
@@ -71,6 +72,7 @@ struct JobModel {
   std::unique_ptr<Detector> detector;
   double threshold = 0.5;
   engine::Stretch pre_stretch, post_stretch;
+  double brightness_range = 1;  // pre scene p99 - p1 brightness, for the building index (sites.built_up_only)
 };
 
 // NaN/Inf pixels of each scene in a region (R18: they are masked, and the user is told how many).
@@ -126,6 +128,7 @@ struct RunTileExtra {
   cv::Mat pre, post, score;
   NonFiniteCounts non_finite;
   EncodedChunk misregistration;
+  EncodedChunk built_up;  // sites.built_up_only
 };
 
 
@@ -188,6 +191,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                grid.geotransform[1], grid.geotransform[5]);
 
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
+  const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off; checks the halo
   summary.times.plan = seconds_since(t_start);
 
   const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
@@ -311,6 +315,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       post_bands.push_back(s.post);
       valids.push_back(s.valid);
     }
+    if (built_up_size_px > 0) {
+      model.brightness_range = brightness_range(pre_cat, valid_cat);
+    }
     if (!req.quicklook.empty()) {
       model.pre_stretch = engine::fit_stretch(pre_bands, valids);
       model.post_stretch = engine::fit_stretch(post_bands, valids);
@@ -358,6 +365,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   for (auto& l : engine::detector_output_layers(cfg)) layers.push_back(std::move(l));
   const int misregistration_index = static_cast<int>(layers.size());
   layers.push_back(engine::misregistration_layer());
+  const int built_up_index_layer = built_up_size_px > 0 ? static_cast<int>(layers.size()) : -1;
+  if (built_up_size_px > 0) layers.push_back(engine::built_up_layer());
   const FootprintIndex index(footprints.features, tiles);
   FootprintAccumulator accumulator(footprints.features.size(), index);
   SiteAccumulator sites;
@@ -381,6 +390,12 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     auto q = std::make_shared<RunTileExtra>();
     BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
                               &q->non_finite, t.core);
+    if (built_up_size_px > 0) {
+      const cv::Mat index = engine::built_up_index_core(pair.pre, pair.valid, t, built_up_size_px, model.brightness_range);
+      w.built_up = index >= cfg.sites.built_up_index_threshold;  // as rescore reads it back
+      q->built_up = encode_chunk(layers[static_cast<std::size_t>(built_up_index_layer)], index, cfg.tiling.tile_size,
+                                 cfg.output.deflate_level);
+    }
     w.score = model.detector->score_with_layers(pair, w.detector_layers);
     w.valid = pair.valid;
     w.misregistration = engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer()));
@@ -405,6 +420,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
       writer->write_chunk(misregistration_index, w.tile,
                           static_cast<const RunTileExtra*>(w.extra.get())->misregistration);
+      if (built_up_index_layer >= 0) {
+        writer->write_chunk(built_up_index_layer, w.tile, static_cast<const RunTileExtra*>(w.extra.get())->built_up);
+      }
     } catch (const Error& e) {
       throw e.with_context("write", {}, w.tile.index);
     }
@@ -474,6 +492,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     writer->set_attribute("/", "config_path", req.config_path);
     writer->set_attribute("/", "detector", model.detector->name());
     writer->set_attribute("/", "threshold", model.threshold);
+    if (built_up_size_px > 0) writer->set_attribute("/", "built_up_brightness_range", model.brightness_range);
     const Normalisation& norm = model.normalisation;
     writer->set_attribute("/", "normalisation_method", norm.method);
     if (norm.method == "robust-linear" || norm.method == "irmad") {

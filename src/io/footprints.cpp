@@ -695,6 +695,21 @@ void renumber_duplicates(FootprintSet& set, const std::string& path) {
 
 }  // namespace
 
+bool is_xbd_label_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  const std::string head = read_head(path, 1 << 16);
+  if (!looks_like_json(head) ||
+      (head.find("\"lng_lat\"") == std::string::npos && head.find("\"xy\"") == std::string::npos)) {
+    return false;
+  }
+  try {
+    return is_xbd(parse_json_file(path));
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 FootprintSet read_footprints(const std::string& path, const Grid& grid,
                              const FootprintOptions& options) {
   init_gdal();
@@ -711,7 +726,8 @@ FootprintSet read_footprints(const std::string& path, const Grid& grid,
   if (!special && fs::is_regular_file(path, ec)) {
     const std::string head = read_head(path, 1 << 16);
     json_like = looks_like_json(head);
-    if (json_like && head.find("\"lng_lat\"") != std::string::npos) {
+    // The key names appear near the start, in either order (the first array can be long).
+    if (json_like && (head.find("\"lng_lat\"") != std::string::npos || head.find("\"xy\"") != std::string::npos)) {
       const auto j = parse_json_file(path);
       if (is_xbd(j)) {
         set = read_xbd(path, j, grid, options);

@@ -88,7 +88,7 @@ TruthItems read_truth_vector(const std::string& path, const Grid& grid, const st
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw Error(ErrorKind::input, path + ": does not exist");
   const std::string head = head_of(path);
-  if (head.find("\"lng_lat\"") != std::string::npos && head.find("\"xy\"") != std::string::npos) {
+  if (is_xbd_label_file(path)) {
     // xBD label JSON: its polygons through the footprint reader, the class from `subtype`.
     FootprintSet set = read_footprints(path, grid, {});
     out.kind = "xbd";

@@ -36,6 +36,10 @@ struct FootprintSet {
 /// null/empty geometries are skipped with a warning. Duplicate source ids are renumbered
 /// ("a", "a~2", "a~3", in input order) with one warning. Throws Error(input) for an unreadable,
 /// empty or malformed file, several layers without a choice, or coordinates out of range for the CRS.
+/// Whether `path` is an xBD label JSON (a "features" object with "xy" and "lng_lat" arrays),
+/// whatever the order of its members.
+bool is_xbd_label_file(const std::string& path);
+
 FootprintSet read_footprints(const std::string& path, const Grid& grid,
                              const FootprintOptions& options = {});
 
