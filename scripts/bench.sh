@@ -3,12 +3,15 @@
 # buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
 # with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
 # Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
-#        [--align-only]
+#        [--align-only] [--footprints-scale [N]]
 # Results: bench/results/run.json and bench/results/run.md; --align-only: bench/results/align.md
 # (`aftermath align` estimation only: Mpx of overlap per second and peak RSS per size).
+# --footprints-scale: the 16384 pair with N (default 1,000,000) building polygons on a lattice
+# (aftermath-synth --lattice-footprints) against the same run without footprints, side by side:
+# bench/results/footprints.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; fp_scale=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
 while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -17,6 +20,7 @@ while (($#)); do
     --data) data=$2; shift 2 ;;
     --rescore-only) rescore_only=1; shift ;;
     --align-only) align_only=1; shift ;;
+    --footprints-scale) fp_scale=1000000; shift; if [[ ${1:-} =~ ^[0-9]+$ ]]; then fp_scale=$1; shift; fi ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -38,6 +42,36 @@ ensure_pair() {
   echo "bench: generating $1 x $1 pair in $d" >&2
   "$build/aftermath-synth" --size "$1" --shift-x 2.3 --shift-y -1.7 --out-dir "$d" >&2
 }
+if ((fp_scale)); then
+  # Per-feature scoring at scale: wall time, peak RSS and the run's stage times, with and without
+  # the lattice of footprints, alternating so both see the same machine.
+  n=16384; d=$data/$n
+  ensure_pair "$n"
+  fp=$d/lattice-$fp_scale.geojson
+  [[ -s $fp ]] || "$build/aftermath-synth" --size "$n" --lattice-footprints "$fp_scale" --out-dir "$d" >&2
+  fmd="$here/bench/results/footprints.md"
+  declare -A W R S
+  for ((i = 0; i < runs; i++)); do
+    for mode in none lattice; do
+      args=(); [[ $mode == lattice ]] && args=(--footprints "$fp")
+      /usr/bin/time -v -o "$d/time-fp.txt" "$build/aftermath" --log-level warn run --overwrite --threads 2 \
+        --pre "$d/pre.tif" --post "$d/post.tif" "${args[@]}" --out "$d/out-fp.h5" > "$d/run-fp.txt"
+      W[$mode]+="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time-fp.txt") "
+      R[$mode]+="$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-fp.txt") "
+      S[$mode]=$(sed -n 's/^time *[0-9.]* s (\(.*\));.*/\1/p' "$d/run-fp.txt")
+      echo "bench: footprints $mode, run $((i + 1)): $(tail -1 "$d/run-fp.txt")" >&2
+    done
+  done
+  { echo "| $n x $n, 2 threads | runs | median wall s | median peak RSS MB | stages (last run) |"
+    echo "|---|---|---|---|---|"
+    for mode in none lattice; do
+      label="no footprints"; [[ $mode == lattice ]] && label="$fp_scale polygons"
+      printf '| %s | %s | %s | %.0f | %s |\n' "$label" "$runs" "$(printf '%s\n' ${W[$mode]} | median)" \
+        "$(printf '%s\n' ${R[$mode]} | median)" "${S[$mode]}"
+    done; } > "$fmd"
+  cat "$fmd"
+  exit 0
+fi
 if ((align_only)); then
   # Estimation only (`aftermath align`): the estimate time it reports -> Mpx of overlap per
   # second; peak RSS of the whole process, which must not grow with the scene size.

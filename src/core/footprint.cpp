@@ -180,7 +180,9 @@ void finalize_geometry(Footprint& f) {
   double area = 0;
   for (std::size_t i = 0; i < f.rings.size(); ++i) {
     if (f.rings[i].empty()) continue;
-    const cv::Point2d p = f.rings[i][0];
+    // The midpoint of the ring's first edge: unlike a vertex, it is not on another ring where a
+    // hole touches its outer ring at a corner (valid OGC, and what pixel-edge outlines give).
+    const cv::Point2d p = 0.5 * (f.rings[i][0] + f.rings[i][1 % f.rings[i].size()]);
     int depth = 0;
     for (std::size_t j = 0; j < f.rings.size(); ++j) {
       if (i == j || f.rings[j].size() < 3) continue;

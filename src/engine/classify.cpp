@@ -1,6 +1,8 @@
 #include "classify.hpp"
 
 #include <fmt/format.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/io/output_read.hpp"
-#include "aftermath/io/polygonize.hpp"
 #include "aftermath/score/built_up.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
@@ -86,6 +87,7 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   if (ctx.features && !ctx.features->empty()) {
     w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t,
                                  TileLayers{codes_core, valid_core, mask_core, w.misregistration});
+    settle_single_tile_partials(w.partials, *ctx.index);
   }
   w.misregistration.release();
   if (cfg.sites.enabled) w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
@@ -418,21 +420,35 @@ Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::st
   t.columns.push_back({"height", rows, "bounding box: rows", "pixel", {}});
   t.columns.push_back({"geometry_wkt",
                        outlines,
-                       "outline (GDALPolygonize, 4-connected) as WKT in the grid's CRS",
+                       "outline along pixel edges (4-connected, as GDALPolygonize) as WKT in the grid's CRS",
                        "",
                        {}});
   return t;
 }
 
-std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid) {
-  std::vector<std::string> out;
-  out.reserve(sites.size());
-  for (const DamageSite& s : sites) {
-    cv::Mat pixels = cv::Mat::zeros(s.bbox.height, s.bbox.width, CV_8U);
-    for (const MaskRun& r : s.runs)
-      pixels(cv::Rect(r.x0 - s.bbox.x, r.row - s.bbox.y, r.x1 - r.x0, 1)).setTo(1);
-    out.push_back(outline_wkt(pixels, s.bbox.tl(), grid));
+std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid) {
+  // fmt's shortest round-trip form of each coordinate: exact, and ~20x faster than OGR's WKT
+  // export (which dominated a rescore's time with a few thousand sites).
+  std::string wkt = "POLYGON (";
+  for (std::size_t r = 0; r < rings.size(); ++r) {
+    wkt += r ? ",(" : "(";
+    const auto& ring = rings[r];
+    for (std::size_t k = 0; k <= ring.size(); ++k) {
+      const cv::Point& p = ring[k % ring.size()];
+      const cv::Point2d m = grid.pixel_to_map(p.x, p.y);
+      fmt::format_to(std::back_inserter(wkt), "{}{} {}", k ? "," : "", m.x, m.y);
+    }
+    wkt += ")";
   }
+  return wkt + ")";
+}
+
+std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid) {
+  // Independent per site: in parallel (in the caller's arena), each result in its own slot.
+  std::vector<std::string> out(sites.size());
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = outline_wkt(site_outline(sites[i]), grid);
+  });
   return out;
 }
 

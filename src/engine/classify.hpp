@@ -112,7 +112,9 @@ Table footprint_table(const std::vector<Footprint>& features,
 /// The `/sites` table, with one outline (site_outlines) per site.
 Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
                  const Grid& grid, bool with_built_up);
-/// Outlines of the sites as WKT in the grid's CRS (GDALPolygonize over each site's pixels).
+/// A polygon's rings (grid pixel corners; outer first) as WKT in the grid's CRS.
+std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid);
+/// Outlines of the sites (site_outline) as WKT POLYGONs in the grid's CRS.
 std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid);
 /// sites.built_up_only: the building index's largest element in pixels of the grid, or 0 when
 /// off. Throws Error(usage) when tiling.halo is smaller than the index's reach (tiles would then

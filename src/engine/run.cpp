@@ -476,7 +476,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (cfg.sites.enabled) {
       const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
                                         cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
-      writer->write_table(engine::site_table(found, engine::site_outlines(found, grid), grid, cfg.sites.built_up_only));
+      writer->write_table(engine::site_table(found, arena.execute([&] { return engine::site_outlines(found, grid); }), grid,
+                                            cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
     }
     engine::write_alignment(*writer, reg, grid);

@@ -261,6 +261,15 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
   return out;
 }
 
+void settle_single_tile_partials(std::vector<FeaturePartial>& partials,
+                                 const FootprintIndex& index) {
+  for (auto& p : partials) {
+    if (index.tiles_of(p.feature) != 1) continue;
+    p.quantiles = score_quantiles(std::move(p.codes));
+    std::vector<std::uint16_t>().swap(p.codes);
+  }
+}
+
 ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes) {
   ScoreQuantiles q;
   if (codes.empty()) return q;
@@ -391,6 +400,17 @@ void FootprintAccumulator::add(const std::vector<FeaturePartial>& partials) {
     const auto i = static_cast<std::size_t>(p.feature);
     sums_[i].merge(p.sums);
     if (done_[i]) throw Error(ErrorKind::internal, "FootprintAccumulator::add: a tile added twice");
+    if (p.quantiles) {
+      // The feature's only partial, settled where it was made.
+      if (!codes_[i].empty() || (!tiles_total_.empty() && tiles_added_[i] != 0)) {
+        throw Error(ErrorKind::internal,
+                    "FootprintAccumulator::add: a settled partial of a feature seen before");
+      }
+      quantiles_[i] = *p.quantiles;
+      done_[i] = 1;
+      if (!tiles_total_.empty()) tiles_added_[i] = tiles_total_[i];
+      continue;
+    }
     codes_[i].insert(codes_[i].end(), p.codes.begin(), p.codes.end());
     if (!tiles_total_.empty() && ++tiles_added_[i] == tiles_total_[i]) complete(i);
   }

@@ -181,4 +181,150 @@ std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
   return kept;
 }
 
+namespace {
+
+/// Row `row`'s runs of a site, sorted (as DamageSite::runs are).
+struct RowRuns {
+  const MaskRun* begin = nullptr;
+  const MaskRun* end = nullptr;
+};
+
+/// Calls f(x0, x1) for each maximal part of [x0, x1) not covered by `covering`.
+template <typename F>
+void uncovered(std::int32_t x0, std::int32_t x1, RowRuns covering, F&& f) {
+  std::int32_t x = x0;
+  for (const MaskRun* r = covering.begin; r != covering.end && x < x1; ++r) {
+    if (r->x1 <= x) continue;
+    if (r->x0 >= x1) break;
+    if (r->x0 > x) f(x, r->x0);
+    x = std::max(x, r->x1);
+  }
+  if (x < x1) f(x, x1);
+}
+
+}  // namespace
+
+std::vector<std::vector<cv::Point>> site_outline(const DamageSite& site) {
+  // Boundary edges along pixel edges, walked with the site's pixels on one side (outer rings come
+  // out with negative area). Horizontal edges span whole uncovered stretches of a run: no other
+  // edge starts inside one, so only corners are vertices. Each edge knows the pixel it borders at
+  // its start and at its end; where the outline touches itself at a corner (two diagonal pixels),
+  // the walk stays on the pixel it came along (4-connectedness).
+  struct Edge {
+    std::int64_t from, to;                // vertex keys
+    std::int64_t pixel_start, pixel_end;  // row * 2^32 + column
+  };
+  constexpr std::int64_t kShift = std::int64_t{1} << 32;
+  const auto key = [&](std::int64_t x, std::int64_t y) { return y * kShift + x; };
+  std::vector<Edge> edges;
+  const auto& runs = site.runs;
+  std::vector<RowRuns> rows;
+  const std::int32_t first_row = runs.empty() ? 0 : runs.front().row;
+  for (std::size_t i = 0; i < runs.size();) {
+    std::size_t j = i;
+    while (j < runs.size() && runs[j].row == runs[i].row) ++j;
+    rows.resize(static_cast<std::size_t>(runs[i].row - first_row + 1));
+    rows[static_cast<std::size_t>(runs[i].row - first_row)] = {runs.data() + i, runs.data() + j};
+    i = j;
+  }
+  const auto row_runs = [&](std::int32_t row) {
+    const std::int64_t k = row - first_row;
+    return k < 0 || k >= static_cast<std::int64_t>(rows.size()) ? RowRuns{}
+                                                                : rows[static_cast<std::size_t>(k)];
+  };
+  for (const MaskRun& r : runs) {
+    const std::int64_t y = r.row, p = y * kShift;
+    // Top edges (right to left) where the row above is unset, bottom edges (left to right) where
+    // the row below is.
+    uncovered(r.x0, r.x1, row_runs(r.row - 1), [&](std::int64_t a, std::int64_t b) {
+      edges.push_back({key(b, y), key(a, y), p + b - 1, p + a});
+    });
+    uncovered(r.x0, r.x1, row_runs(r.row + 1), [&](std::int64_t a, std::int64_t b) {
+      edges.push_back({key(a, y + 1), key(b, y + 1), p + a, p + b - 1});
+    });
+    edges.push_back({key(r.x0, y), key(r.x0, y + 1), p + r.x0, p + r.x0});          // left, down
+    edges.push_back({key(r.x1, y + 1), key(r.x1, y), p + r.x1 - 1, p + r.x1 - 1});  // right, up
+  }
+  std::sort(edges.begin(), edges.end(), [](const Edge& a, const Edge& b) {
+    return a.from != b.from ? a.from < b.from : a.pixel_start < b.pixel_start;
+  });
+  std::vector<char> used(edges.size(), 0);
+  // Index of the first edge from each vertex; vertices with two edges are corner touches.
+  const auto first_from = [&](std::int64_t v) {
+    return static_cast<std::size_t>(
+        std::lower_bound(edges.begin(), edges.end(), v,
+                         [](const Edge& a, std::int64_t x) { return a.from < x; }) -
+        edges.begin());
+  };
+  const auto next_edge = [&](const Edge& e) -> std::size_t {
+    std::size_t best = edges.size();
+    for (std::size_t k = first_from(e.to); k < edges.size() && edges[k].from == e.to; ++k) {
+      if (used[k]) continue;
+      if (best == edges.size() || edges[k].pixel_start == e.pixel_end) best = k;
+    }
+    return best;
+  };
+  const auto touching = [&](std::int64_t v) {
+    const std::size_t k = first_from(v);
+    return k + 1 < edges.size() && edges[k].from == v && edges[k + 1].from == v;
+  };
+  std::vector<std::vector<cv::Point>> rings;
+  const auto keep_corners = [&](const std::vector<std::int64_t>& loop) {
+    std::vector<cv::Point> corners;
+    const std::size_t n = loop.size();
+    const auto pt = [&](std::size_t i) {
+      return cv::Point(static_cast<int>(loop[i % n] % kShift),
+                       static_cast<int>(loop[i % n] / kShift));
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      const cv::Point a = pt(i) - pt(i + n - 1), b = pt(i + 1) - pt(i);
+      if (std::int64_t{a.x} * b.y - std::int64_t{a.y} * b.x != 0) corners.push_back(pt(i));
+    }
+    if (corners.size() >= 4) rings.push_back(std::move(corners));
+  };
+  std::vector<std::int64_t> path;
+  std::vector<std::pair<std::int64_t, std::size_t>>
+      touches;  // corner-touch vertex -> position in path
+  for (std::size_t start = 0; start < edges.size(); ++start) {
+    if (used[start]) continue;
+    path.clear();
+    touches.clear();
+    std::size_t k = start;
+    while (k < edges.size() && !used[k]) {
+      used[k] = 1;
+      const std::int64_t v = edges[k].from;
+      if (touching(v)) {
+        // Met again: the loop since the first visit is a ring of its own, so every ring stays
+        // simple (valid OGC rings, as GDALPolygonize gives).
+        auto it = std::find_if(touches.begin(), touches.end(),
+                               [&](const auto& t) { return t.first == v; });
+        if (it != touches.end()) {
+          const std::size_t pos = it->second;
+          const std::vector<std::int64_t> loop(path.begin() + static_cast<std::ptrdiff_t>(pos),
+                                               path.end());
+          path.resize(pos);
+          touches.erase(std::remove_if(touches.begin(), touches.end(),
+                                       [&](const auto& t) { return t.second >= pos; }),
+                        touches.end());
+          keep_corners(loop);
+        }
+        touches.emplace_back(v, path.size());
+      }
+      path.push_back(v);
+      k = next_edge(edges[k]);
+    }
+    keep_corners(path);
+  }
+  // The outer ring (negative area) first.
+  const auto area2 = [](const std::vector<cv::Point>& r) {
+    std::int64_t a = 0;
+    for (std::size_t i = 0, n = r.size(); i < n; ++i) {
+      a += std::int64_t{r[i].x} * r[(i + 1) % n].y - std::int64_t{r[(i + 1) % n].x} * r[i].y;
+    }
+    return a;
+  };
+  std::stable_partition(rings.begin(), rings.end(), [&](const auto& r) { return area2(r) < 0; });
+  return rings;
+}
+
 }  // namespace aftermath

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <opencv2/core.hpp>
+#include <optional>
 #include <vector>
 
 #include "aftermath/config/config.hpp"
@@ -49,11 +50,21 @@ class FootprintIndex {
   std::vector<std::int32_t> tile_counts_;
 };
 
+/// Nearest-rank quantiles of a feature's valid score codes (the lower median for an even count).
+struct ScoreQuantiles {
+  std::uint16_t median = 0,
+                p90 = 0;  ///< codes (score = code x 2^-16); 0 when there is no valid pixel
+};
+ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes);
+
 struct FeaturePartial {
   std::int64_t feature = 0;
   FeatureSums sums;
   std::vector<std::uint16_t>
       codes;  ///< score codes of the valid pixels (for the quantiles), any order
+  /// Set (and `codes` empty) when this partial is the feature's only one: its quantiles, computed
+  /// where the partial was made (in parallel) instead of when it is added.
+  std::optional<ScoreQuantiles> quantiles;
 };
 
 /// One tile's layers over its core, as accumulate_tile reads them.
@@ -71,18 +82,15 @@ struct TileLayers {
 std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& features,
                                             const std::vector<std::int64_t>& ids, const Tile& tile,
                                             const TileLayers& layers);
+/// Computes the quantiles of the partials whose feature lies in no other tile (index.tiles_of ==
+/// 1) and frees their codes: call where partials are made, so this work is parallel.
+void settle_single_tile_partials(std::vector<FeaturePartial>& partials,
+                                 const FootprintIndex& index);
 /// The same without a misregistration layer.
 std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& features,
                                             const std::vector<std::int64_t>& ids, const Tile& tile,
                                             const cv::Mat& score, const cv::Mat& valid,
                                             const cv::Mat& mask);
-
-/// Nearest-rank quantiles of a feature's valid score codes (the lower median for an even count).
-struct ScoreQuantiles {
-  std::uint16_t median = 0,
-                p90 = 0;  ///< codes (score = code x 2^-16); 0 when there is no valid pixel
-};
-ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes);
 
 /// Operating points, stored side by side: 0 default, 1 high precision, 2 high recall.
 inline constexpr int kOperatingPoints = 3;

@@ -37,6 +37,13 @@ struct DamageSite {
   std::vector<MaskRun> runs;     ///< its pixels, by row then column (for polygonising)
 };
 
+/// The outline of a site along pixel edges, in grid pixel coordinates (corners at integers):
+/// rings without the closing vertex and without collinear vertices; the outer ring first
+/// (negative shoelace area in pixel coordinates, rows down), then the holes (positive). A site
+/// is 4-connected, so it has one outer ring; pixels touching only at a corner (inside a hole) are
+/// kept apart, as GDALPolygonize does with 4-connectedness. O(perimeter), no raster.
+std::vector<std::vector<cv::Point>> site_outline(const DamageSite& site);
+
 class SiteAccumulator {
  public:
   /// Any tile order; from one thread.

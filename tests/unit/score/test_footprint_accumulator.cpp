@@ -262,11 +262,11 @@ TEST(FeatureSums, MergeAndAccumulatorOrder) {
   EXPECT_EQ(a.changed, 3);
   EXPECT_EQ(a.score_sum, 1.75);
   FootprintAccumulator acc(2);
-  acc.add({{1, b, {}}, {0, b, {}}});
-  acc.add({{1, b, {}}});
+  acc.add({{1, b, {}, {}}, {0, b, {}, {}}});
+  acc.add({{1, b, {}, {}}});
   EXPECT_EQ(acc.sums()[1].inside, 8);
   EXPECT_EQ(acc.sums()[0].inside, 4);
-  EXPECT_THROW(acc.add({{2, b, {}}}), Error);
+  EXPECT_THROW(acc.add({{2, b, {}, {}}}), Error);
 }
 
 }  // namespace

@@ -108,7 +108,7 @@ PipelineRun run_pipeline(const Prepared& p, int tile_size, int halo, double thre
 double f1_of(const Prepared& p, const std::vector<FeatureSums>& sums, const char* label) {
   FootprintAccumulator acc(sums.size());
   std::vector<FeaturePartial> parts;
-  for (std::size_t i = 0; i < sums.size(); ++i) parts.push_back({static_cast<std::int64_t>(i), sums[i], {}});
+  for (std::size_t i = 0; i < sums.size(); ++i) parts.push_back({static_cast<std::int64_t>(i), sums[i], {}, {}});
   acc.add(parts);
   const auto results = acc.finalize(p.features, DamageConfig{});
   std::vector<bool> predicted, truth;
