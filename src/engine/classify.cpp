@@ -194,21 +194,7 @@ ClassCounts count_classes(const std::vector<Footprint>& features, const std::vec
   return c;
 }
 
-void normalise_to_stored_geometry(std::vector<Footprint>& features, const Grid& grid) {
-  for (auto& f : features) {
-    if (f.wkt.empty()) continue;
-    auto rings = rings_from_wkt(f.wkt, grid);
-    if (rings.empty()) continue;
-    f.rings = std::move(rings);
-    if (!f.centerline_wkt.empty()) {
-      if (auto line = lines_from_wkt(f.centerline_wkt, grid); !line.empty())
-        f.centerline = std::move(line);
-    }
-    finalize_geometry(f);
-  }
-}
-
-Table footprint_table(const std::vector<Footprint>& features,
+Table footprint_table(std::vector<Footprint>& features,
                       const std::vector<FeatureResult>& results, const Grid& grid,
                       const DamageConfig& damage) {
   Table t;
@@ -227,12 +213,12 @@ Table footprint_table(const std::vector<Footprint>& features,
   const double px_area_m2 = metres * metres;
   bool any_truth = false, any_line = false, any_misregistration = false;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto& f = features[i];
+    auto& f = features[i];
     const auto& r = results[i];
     id[i] = f.id;
-    source[i] = f.source_id;
-    wkt[i] = f.wkt;
-    centerline[i] = f.centerline_wkt;
+    source[i] = std::move(f.source_id);
+    wkt[i] = std::move(f.wkt);
+    centerline[i] = std::move(f.centerline_wkt);
     segment[i] = f.segment;
     kind[i] = static_cast<std::uint8_t>(f.kind);
     geometry[i] = static_cast<std::uint8_t>(f.source_geometry);

@@ -270,6 +270,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
 
   // Classes, tables, attributes (the run's, with the new config), commit.
   const auto results = accumulator.finalize(features, cfg.damage);
+  accumulator = FootprintAccumulator(0);  // its sums are in `results` now
   const engine::ClassCounts counts = engine::count_classes(features, results);
   summary.scheme = cfg.damage.scheme;
   summary.grade_counts = counts.grades;

@@ -211,8 +211,6 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
         } catch (const Error& e) {
           throw e.with_context("plan", req.footprints);
         }
-        // Score exactly the geometry that is stored (and that rescore reads back).
-        engine::normalise_to_stored_geometry(footprints.features, grid);
         footprints_read.store(true, std::memory_order_release);
       });
     });
@@ -457,6 +455,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);
+  accumulator = FootprintAccumulator(0);  // its sums are in `results` now
   const engine::ClassCounts counts = engine::count_classes(footprints.features, results);
   summary.scheme = cfg.damage.scheme;
   summary.grade_counts = counts.grades;

@@ -7,6 +7,7 @@
 #include <ogrsf_frmts.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -35,6 +36,52 @@ std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + v[i];
   return out;
+}
+
+/// Shortest decimal form that reads back as the same double (std::to_chars): the stored WKT gives
+/// back exactly the coordinates scored, so rescore rebuilds identical rings; and it is several
+/// times faster than OGR's WKT export, which dominated reading a million footprints.
+void append_number(std::string& out, double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+void append_ring(std::string& out, const OGRLinearRing* ring) {
+  out += '(';
+  for (int k = 0; k < ring->getNumPoints(); ++k) {
+    if (k) out += ',';
+    append_number(out, ring->getX(k));
+    out += ' ';
+    append_number(out, ring->getY(k));
+  }
+  out += ')';
+}
+
+void append_polygon(std::string& out, const OGRPolygon* poly) {
+  out += '(';
+  append_ring(out, poly->getExteriorRing());
+  for (int r = 0; r < poly->getNumInteriorRings(); ++r) {
+    out += ',';
+    append_ring(out, poly->getInteriorRing(r));
+  }
+  out += ')';
+}
+
+/// One polygon as POLYGON, several as MULTIPOLYGON.
+std::string polygons_wkt(const OGRMultiPolygon& multi) {
+  std::string out;
+  if (multi.getNumGeometries() == 1) {
+    out = "POLYGON ";
+    append_polygon(out, multi.getGeometryRef(0));
+    return out;
+  }
+  out = "MULTIPOLYGON (";
+  for (int i = 0; i < multi.getNumGeometries(); ++i) {
+    if (i) out += ',';
+    append_polygon(out, multi.getGeometryRef(i));
+  }
+  return out + ")";
 }
 
 /// Appends clones of the polygon parts of `g` to `out`; counts the non-polygon parts dropped.
@@ -122,13 +169,7 @@ bool to_footprint(GeomPtr geom, const std::string& sid, const Grid& grid, Footpr
     }
     // The geometry for outputs, in the grid's CRS (pixel units for a plain pixel grid): one
     // polygon as POLYGON, several as MULTIPOLYGON.
-    {
-      OGRErr werr = OGRERR_NONE;
-      const OGRGeometry* out = multi.get();
-      if (multi->getNumGeometries() == 1) out = multi->getGeometryRef(0);
-      fp.wkt = out->exportToWkt(OGRWktOptions(), &werr);
-      if (werr != OGRERR_NONE) fp.wkt.clear();
-    }
+    fp.wkt = polygons_wkt(*multi);
     fp.rings.clear();
     for (int i = 0; i < multi->getNumGeometries(); ++i) {
       const OGRPolygon* poly = multi->getGeometryRef(i);
@@ -156,8 +197,9 @@ bool to_footprint(GeomPtr geom, const std::string& sid, const Grid& grid, Footpr
   }
 }
 
-/// A pixel-space polygonal geometry (a buffer) -> the feature's rings, and its WKT in the grid's
-/// map coordinates (the pixel -> map mapping is affine, so shapes are kept).
+/// A pixel-space polygonal geometry (a buffer) -> its WKT in the grid's map coordinates (the pixel
+/// -> map mapping is affine, so shapes are kept) and the feature's rings from those map
+/// coordinates, as rescore rebuilds them from the WKT.
 bool pixel_polygons_to_footprint(const OGRGeometry* g, const Grid& grid, Footprint& fp) {
   std::vector<std::unique_ptr<OGRPolygon>> polys;
   int dropped = 0;
@@ -172,9 +214,9 @@ bool pixel_polygons_to_footprint(const OGRGeometry* g, const Grid& grid, Footpri
       std::vector<cv::Point2d> pts;
       OGRLinearRing map_ring;
       for (int k = 0; k < ring->getNumPoints(); ++k) {
-        pts.emplace_back(ring->getX(k), ring->getY(k));
         const cv::Point2d m = grid.pixel_to_map(ring->getX(k), ring->getY(k));
         map_ring.addPoint(m.x, m.y);
+        pts.push_back(grid.map_to_pixel(m.x, m.y));
       }
       map_poly->addRing(&map_ring);
       if (pts.size() > 1 && pts.front() == pts.back()) pts.pop_back();
@@ -183,11 +225,7 @@ bool pixel_polygons_to_footprint(const OGRGeometry* g, const Grid& grid, Footpri
     map_multi->addGeometryDirectly(map_poly.release());
   }
   if (fp.rings.empty()) return false;
-  OGRErr werr = OGRERR_NONE;
-  const OGRGeometry* out = map_multi.get();
-  if (map_multi->getNumGeometries() == 1) out = map_multi->getGeometryRef(0);
-  fp.wkt = out->exportToWkt(OGRWktOptions(), &werr);
-  if (werr != OGRERR_NONE) fp.wkt.clear();
+  fp.wkt = polygons_wkt(*map_multi);
   return true;
 }
 
@@ -240,15 +278,19 @@ std::vector<std::vector<cv::Point2d>> cut_polyline(const std::vector<cv::Point2d
   return out;
 }
 
-std::string polyline_wkt(const std::vector<cv::Point2d>& pixel_line, const Grid& grid) {
-  OGRLineString line;
-  for (const auto& p : pixel_line) {
-    const cv::Point2d m = grid.pixel_to_map(p.x, p.y);
-    line.addPoint(m.x, m.y);
+/// A pixel-space polyline -> its WKT in map coordinates, and (in place) the polyline as rescore
+/// rebuilds it from that WKT.
+std::string polyline_wkt(std::vector<cv::Point2d>& pixel_line, const Grid& grid) {
+  std::string out = "LINESTRING (";
+  for (std::size_t k = 0; k < pixel_line.size(); ++k) {
+    const cv::Point2d m = grid.pixel_to_map(pixel_line[k].x, pixel_line[k].y);
+    if (k) out += ',';
+    append_number(out, m.x);
+    out += ' ';
+    append_number(out, m.y);
+    pixel_line[k] = grid.map_to_pixel(m.x, m.y);
   }
-  OGRErr err = OGRERR_NONE;
-  std::string wkt = line.exportToWkt(OGRWktOptions(), &err);
-  return err == OGRERR_NONE ? wkt : std::string();
+  return out + ")";
 }
 
 /// How features become kinds and areas: the rules, parsed once, and sizes in pixels.
@@ -294,7 +336,7 @@ int add_line_segments(const OGRGeometry* g, const std::string& sid, FeatureKind 
     for (std::size_t i = 1; i < part.size(); ++i) length += cv::norm(part[i] - part[i - 1]);
     if (!(length > 0) || !std::isfinite(length)) continue;
     const int pieces = std::max(1, static_cast<int>(std::ceil(length / seg_px - 1e-9)));
-    for (const auto& piece : cut_polyline(part, pieces)) {
+    for (auto& piece : cut_polyline(part, pieces)) {
       OGRLineString line;
       for (const auto& p : piece) line.addPoint(p.x, p.y);
       ErrorCapture cap;
@@ -310,8 +352,8 @@ int add_line_segments(const OGRGeometry* g, const std::string& sid, FeatureKind 
       fp.kind = kind;
       fp.source_geometry = SourceGeometry::line;
       fp.segment = segment++;
+      fp.centerline_wkt = polyline_wkt(piece, grid);  // rounds `piece` through the map coordinates
       fp.centerline = {piece};
-      fp.centerline_wkt = polyline_wkt(piece, grid);
       finalize_geometry(fp);
       fp.id = static_cast<std::int64_t>(set.features.size());
       set.features.push_back(std::move(fp));
@@ -727,7 +769,8 @@ FootprintSet read_footprints(const std::string& path, const Grid& grid,
     const std::string head = read_head(path, 1 << 16);
     json_like = looks_like_json(head);
     // The key names appear near the start, in either order (the first array can be long).
-    if (json_like && (head.find("\"lng_lat\"") != std::string::npos || head.find("\"xy\"") != std::string::npos)) {
+    if (json_like && (head.find("\"lng_lat\"") != std::string::npos ||
+                      head.find("\"xy\"") != std::string::npos)) {
       const auto j = parse_json_file(path);
       if (is_xbd(j)) {
         set = read_xbd(path, j, grid, options);
