@@ -14,7 +14,7 @@ void print_export(const ExportResult& r) {
   for (const auto& w : r.warnings) spdlog::warn("export: {}", w);
   std::cout << fmt::format("exported    {}\n", r.dir);
   for (const auto& c : r.cogs) std::cout << fmt::format("  cog       {}\n", c);
-  std::cout << fmt::format("  gpkg      {} ({} features, QGIS style)\n", r.geopackage, r.features);
+  std::cout << fmt::format("  gpkg      {} ({} features, {} damage sites, QGIS style)\n", r.geopackage, r.features, r.sites);
   if (!r.geojson.empty()) std::cout << fmt::format("  geojson   {}\n", r.geojson);
   std::cout << fmt::format("  stac      {}\n", r.stac_item);
 }

@@ -221,7 +221,34 @@ struct FeatureTable {
   std::vector<std::uint8_t> kind, status, damage, truth;
   std::vector<double> area, coverage, valid_fraction, mean_score, changed_fraction, confidence;
   std::string area_units;
+  /// Columns written by newer runs (issue 5), exported when present, by name.
+  std::vector<std::pair<std::string, std::vector<double>>> extra_real;
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> extra_int;
 };
+
+/// The /sites table (damage sites), as read back; n = 0 when absent.
+struct SiteTable {
+  std::size_t n = 0;
+  std::vector<std::pair<std::string, std::vector<double>>> real;
+  std::vector<std::int64_t> id, pixels;
+  std::vector<std::string> wkt;
+};
+
+SiteTable read_sites(const Hdf5Reader& r) {
+  SiteTable t;
+  if (!r.has("sites/id")) return t;
+  t.id = r.column_int64("sites/id");
+  t.n = t.id.size();
+  t.pixels = r.column_int64("sites/pixels");
+  t.wkt = r.column_string("sites/geometry_wkt");
+  for (const char* c : {"area", "mean_score", "max_score", "built_up_fraction"}) {
+    if (r.has(std::string("sites/") + c)) t.real.emplace_back(c, r.column_double(std::string("sites/") + c));
+  }
+  bool ok = t.pixels.size() == t.n && t.wkt.size() == t.n;
+  for (const auto& [name, v] : t.real) ok = ok && v.size() == t.n;
+  if (!ok) throw Error(ErrorKind::input, "the /sites table has columns of different lengths");
+  return t;
+}
 
 FeatureTable read_features(const Hdf5Reader& r) {
   FeatureTable t;
@@ -255,6 +282,21 @@ FeatureTable read_features(const Hdf5Reader& r) {
   t.changed_fraction = d("changed_fraction");
   t.confidence = d("confidence");
   t.area_units = r.string_attribute("/footprints/area", "units").value_or("");
+  for (const char* c : {"median_score", "p90_score", "length", "length_changed_fraction", "misregistration"}) {
+    if (r.has(std::string("footprints/") + c)) t.extra_real.emplace_back(c, d(c));
+  }
+  if (r.has("footprints/segment")) t.extra_int.emplace_back("segment", r.column_int64("footprints/segment"));
+  for (const char* c : {"damage_grade", "damage_grade_high_precision", "damage_grade_high_recall"}) {
+    if (!r.has(std::string("footprints/") + c)) continue;
+    const auto v = u(c, 255);
+    t.extra_int.emplace_back(c, std::vector<std::int64_t>(v.begin(), v.end()));
+  }
+  for (const auto& [name, v] : t.extra_real) {
+    if (v.size() != t.n) throw Error(ErrorKind::input, "the /footprints table has columns of different lengths");
+  }
+  for (const auto& [name, v] : t.extra_int) {
+    if (v.size() != t.n) throw Error(ErrorKind::input, "the /footprints table has columns of different lengths");
+  }
   for (const auto* col : {&t.source_id, &t.wkt}) {
     if (col->size() != t.n)
       throw Error(ErrorKind::input, "the /footprints table has columns of different lengths");
@@ -537,7 +579,7 @@ void flip_rows(OGRGeometry* g) {
   }
 }
 
-std::int64_t write_geopackage(const FeatureTable& t, const Grid& grid, const std::string& tmp_path,
+std::int64_t write_geopackage(const FeatureTable& t, const SiteTable& sites, const Grid& grid, const std::string& tmp_path,
                               const std::string& final_path, std::vector<std::string>& warnings) {
   ErrorCapture cap;
   GDALDriver* drv = GetGDALDriverManager()->GetDriverByName("GPKG");
@@ -577,6 +619,8 @@ std::int64_t write_geopackage(const FeatureTable& t, const Grid& grid, const std
   add_field(layer, "confidence", OFTReal, final_path);
   add_field(layer, "area", OFTReal, final_path);
   add_field(layer, "pixels", OFTInteger64, final_path);
+  for (const auto& c : t.extra_real) add_field(layer, c.first.c_str(), OFTReal, final_path);
+  for (const auto& c : t.extra_int) add_field(layer, c.first.c_str(), OFTInteger64, final_path);
   const bool truth = !t.truth.empty();
   if (truth) {
     add_field(layer, "truth_class", OFTInteger, final_path);
@@ -600,6 +644,8 @@ std::int64_t write_geopackage(const FeatureTable& t, const Grid& grid, const std
     set_real(f, "confidence", t.confidence[i]);
     set_real(f, "area", t.area[i]);
     f.SetField("pixels", static_cast<GIntBig>(t.pixels[i]));
+    for (const auto& c : t.extra_real) set_real(f, c.first.c_str(), c.second[i]);
+    for (const auto& c : t.extra_int) f.SetField(c.first.c_str(), static_cast<GIntBig>(c.second[i]));
     if (truth) {
       f.SetField("truth_class", static_cast<int>(t.truth[i]));
       f.SetField("truth", class_name(t.truth[i]));
@@ -622,6 +668,35 @@ std::int64_t write_geopackage(const FeatureTable& t, const Grid& grid, const std
     ++written;
   }
   write_style_table(ds.get(), layer, final_path);
+  if (sites.n > 0) {
+    // Damage sites found without footprints: their outlines with their statistics.
+    char** slco = CSLSetNameValue(nullptr, "GEOMETRY_NAME", "geom");
+    slco = CSLSetNameValue(slco, "DESCRIPTION", "aftermath damage sites: connected parts of the damage mask");
+    OGRLayer* sl = ds->CreateLayer("damage_sites", srs.get(), wkbMultiPolygon, slco);
+    CSLDestroy(slco);
+    if (!sl) throw Error(ErrorKind::output, with_reason(final_path + ": cannot create layer damage_sites", cap.message()));
+    add_field(sl, "id", OFTInteger64, final_path);
+    add_field(sl, "pixels", OFTInteger64, final_path);
+    for (const auto& c : sites.real) add_field(sl, c.first.c_str(), OFTReal, final_path);
+    for (std::size_t i = 0; i < sites.n; ++i) {
+      OGRFeature f(sl->GetLayerDefn());
+      f.SetField("id", static_cast<GIntBig>(sites.id[i]));
+      f.SetField("pixels", static_cast<GIntBig>(sites.pixels[i]));
+      for (const auto& c : sites.real) set_real(f, c.first.c_str(), c.second[i]);
+      OGRGeometry* g = nullptr;
+      if (OGRGeometryFactory::createFromWkt(sites.wkt[i].c_str(), nullptr, &g) == OGRERR_NONE && g) {
+        g = OGRGeometryFactory::forceToMultiPolygon(g);
+        if (!grid.georeferenced()) flip_rows(g);
+        f.SetGeometryDirectly(g);
+      } else {
+        delete g;
+      }
+      if (sl->CreateFeature(&f) != OGRERR_NONE) {
+        throw Error(ErrorKind::output, with_reason(final_path + ": cannot write damage site " +
+                                                       std::to_string(sites.id[i]), cap.message()));
+      }
+    }
+  }
   if (ds->CommitTransaction() != OGRERR_NONE) {
     throw Error(ErrorKind::output, with_reason(final_path + ": cannot commit", cap.message()));
   }
@@ -872,8 +947,10 @@ ExportResult export_outputs(const std::string& h5_path, const std::string& out_d
   }
   if (layers.empty()) throw Error(ErrorKind::input, h5_path + ": no 2-D layers to export");
   FeatureTable features;
+  SiteTable sites;
   try {
     features = read_features(reader);
+    sites = read_sites(reader);
   } catch (const Error& e) {
     throw Error(e.kind(), h5_path + ": " + e.what());
   }
@@ -920,7 +997,8 @@ ExportResult export_outputs(const std::string& h5_path, const std::string& out_d
 
   {
     TempOutput gpkg(dir, stem, ".gpkg");
-    res.features = write_geopackage(features, grid, gpkg.temp(), gpkg.final_path(), res.warnings);
+    res.features = write_geopackage(features, sites, grid, gpkg.temp(), gpkg.final_path(), res.warnings);
+    res.sites = static_cast<std::int64_t>(sites.n);
     if (res.georeferenced) {
       TempOutput gj(dir, stem, ".geojson");
       write_geojson(gpkg.temp(), gj.temp(), gj.final_path());

@@ -66,10 +66,15 @@ grep -q 'NoData Value=255$' <<<"$(gdalinfo "$out/j_damage_mask.tif")" && pass "d
 g=$(ogrinfo -ro -so "$out/j.gpkg" footprints 2>&1)
 grep -q 'Feature Count: 130' <<<"$g" && pass "gpkg: 130 features" || fail "gpkg count: $g"
 grep -q 'UTM zone 15N' <<<"$g" && pass "gpkg: grid CRS" || fail "gpkg CRS"
-for f in source_id kind status damage_class damage mean_score changed_fraction valid_fraction coverage confidence area; do
+for f in source_id kind status damage_class damage mean_score changed_fraction valid_fraction coverage confidence area \
+  median_score p90_score segment damage_grade damage_grade_high_precision damage_grade_high_recall; do
   grep -q "^$f: " <<<"$g" || fail "gpkg: no field $f"
 done
 pass "gpkg: fields present"
+# Damage sites: as many as the run found, with their outlines.
+sites_gpkg=$(ogrinfo -ro -so "$out/j.gpkg" damage_sites 2>&1 | sed -n 's/^Feature Count: //p')
+grep -q "^sites       $sites_gpkg damage sites" <<<"$summary" && [[ $sites_gpkg -gt 0 ]] \
+  && pass "gpkg: $sites_gpkg damage sites, as the run" || fail "damage_sites: $sites_gpkg"
 st=$(ogrinfo -ro -q "$out/j.gpkg" -sql "SELECT f_table_name, f_geometry_column, useAsDefault FROM layer_styles WHERE styleQML LIKE '%categorizedSymbol%damage_class%'" 2>&1)
 grep -q 'f_table_name (String) = footprints' <<<"$st" && grep -q 'useAsDefault (Integer(Boolean)) = 1' <<<"$st" \
   && pass "gpkg: default QGIS style (categorised on damage_class)" || fail "layer_styles: $st"

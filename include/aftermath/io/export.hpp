@@ -22,10 +22,11 @@ struct ExportOptions {
 struct ExportResult {
   std::string dir;                ///< the output directory
   std::vector<std::string> cogs;  ///< one COG per 2-D layer, "<stem>_<layer>.tif"
-  std::string geopackage;         ///< "<stem>.gpkg" (layer `footprints` + `layer_styles`)
+  std::string geopackage;         ///< "<stem>.gpkg" (layers `footprints`, `damage_sites`, `layer_styles`)
   std::string geojson;            ///< "<stem>.geojson"; "" for a plain pixel grid (no CRS)
   std::string stac_item;          ///< "<stem>.stac.json"
   std::int64_t features = 0;      ///< features written to the GeoPackage
+  std::int64_t sites = 0;         ///< damage sites written to its `damage_sites` layer
   bool georeferenced = false;     ///< false: a plain pixel grid (no CRS in the COGs, no GeoJSON)
   std::vector<std::string> warnings;  ///< what was left out, and why
 };
