@@ -153,6 +153,29 @@ void parallel_for_each_index(tbb::task_arena& arena, std::size_t n, Body&& body)
 }
 
 
+// Joins a task group's tasks inside `arena` when the job ends early (an exception). With one
+// thread the arena has no worker: only a thread inside it runs (or cancels) the tasks, and the
+// task group's destructor, outside it, would wait for them forever.
+class JoinInArena {
+ public:
+  JoinInArena(tbb::task_arena& arena, tbb::task_group& group) : arena_(arena), group_(group) {}
+  ~JoinInArena() {
+    arena_.execute([&] {
+      group_.cancel();
+      try {
+        group_.wait();
+      } catch (...) {  // the job is already failing with its own error
+      }
+    });
+  }
+  JoinInArena(const JoinInArena&) = delete;
+  JoinInArena& operator=(const JoinInArena&) = delete;
+
+ private:
+  tbb::task_arena& arena_;
+  tbb::task_group& group_;
+};
+
 }  // namespace
 
 RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
@@ -198,6 +221,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // still fails the run before any output is created.
   FootprintSet footprints;
   tbb::task_group footprint_loading;
+  const JoinInArena join_footprint_loading(arena, footprint_loading);
   std::atomic<bool> footprints_read{false};  // release/acquire: the hand-off, visible to TSan
   if (!req.footprints.empty()) {
     arena.execute([&] {
@@ -343,6 +367,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // hashing on one core. With one thread they simply take their turn.
   std::string pre_sha256, post_sha256;
   tbb::task_group hashing;
+  const JoinInArena join_hashing(arena, hashing);
   std::atomic<int> hashed{0};  // release/acquire: the hand-off, visible to TSan
   arena.execute([&] {
     hashing.run([&] {
