@@ -31,8 +31,10 @@
 #include "aftermath/score/threshold.hpp"
 #include "alignment.hpp"
 #include "classify.hpp"
+#include "distributed.hpp"
 #include "plan.hpp"
 #include "quicklook.hpp"
+#include "ranked_tiles.hpp"
 
 namespace aftermath {
 
@@ -183,24 +185,34 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   RunSummary summary;
   const JobConfig& cfg = req.config;
   init_gdal();
+  // Over MPI ranks (README "MPI"): every rank runs this function; each phase that can fail on
+  // one rank ends in an agreement (comm.agree), so that all ranks fail together. Alone, the
+  // communicator does nothing and agree() just rethrows.
+  const engine::Communicator comm = req.across_ranks ? engine::Communicator::world() : engine::Communicator::self();
 
   // ---- plan: validate everything before reading a pixel --------------------------------
-  validate(cfg);
-  if ((!req.more_pre.empty() || !req.more_post.empty()) && cfg.detect.method != "ttest" &&
-      !(cfg.detect.method == "ensemble" && cfg.detect.ensemble_ttest > 0)) {
-    throw Error(ErrorKind::usage, "several scenes per side (--pre/--post given more than once) need detect.method "
-                                  "ttest (or an ensemble with detect.ensemble_ttest > 0)");
-  }
-  engine::check_output(req);
-  if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
-    throw_input(fmt::format("footprints file {} does not exist", req.footprints));
-  }
   engine::Plan plan;
+  std::exception_ptr plan_failed;
   try {
-    plan = engine::make_plan(req);
-  } catch (const Error& e) {
-    throw e.with_context("plan");
+    validate(cfg);
+    if ((!req.more_pre.empty() || !req.more_post.empty()) && cfg.detect.method != "ttest" &&
+        !(cfg.detect.method == "ensemble" && cfg.detect.ensemble_ttest > 0)) {
+      throw Error(ErrorKind::usage, "several scenes per side (--pre/--post given more than once) need detect.method "
+                                    "ttest (or an ensemble with detect.ensemble_ttest > 0)");
+    }
+    engine::check_output(req);
+    if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
+      throw_input(fmt::format("footprints file {} does not exist", req.footprints));
+    }
+    try {
+      plan = engine::make_plan(req);
+    } catch (const Error& e) {
+      throw e.with_context("plan");
+    }
+  } catch (...) {
+    plan_failed = std::current_exception();
   }
+  comm.agree(plan_failed);
   summary.warnings = plan.warnings;
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   const Grid& grid = plan.grid;
@@ -254,26 +266,33 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const auto t_est = Clock::now();
   JobModel model;
   const auto windows = tie_point_windows(grid.width, grid.height, cfg.align);
+  // Over ranks the registration (the expensive part: the tie-point windows) is estimated by
+  // rank 0 alone, with its threads, and sent to the others: every rank gets bit-identical
+  // parameters. The statistics below are cheap and fitted by every rank from the same samples.
+  std::exception_ptr estimate_failed;
   try {
-    if (!req.alignment.empty()) {
-      // A stored model (aftermath align --out): reused as is, on the same analysis grid.
-      model.registration = engine::read_alignment(req.alignment, grid);
-      spdlog::info("alignment: reusing the {} model stored in {}", model.registration.model, req.alignment);
-    } else if (cfg.align.enabled) {
-      const WindowReader read_intensity = [&](bool post, const Window& w) {
-        Readers& r = thread_readers();
-        const SceneWindow s = post ? r.post.read(w) : r.pre.read(w);
-        return IntensityWindow{to_intensity(s.bands), s.valid};
-      };
-      model.registration =
-          engine::estimate_alignment(grid, cfg, read_intensity, engine::arena_for_each(arena), req.post);
-      if (!model.registration.warning.empty()) {
-        spdlog::warn("{}", model.registration.warning);
-        summary.warnings.push_back(model.registration.warning);
+    model.registration = engine::share_registration(comm, [&] {
+      Registration registration;
+      if (!req.alignment.empty()) {
+        // A stored model (aftermath align --out): reused as is, on the same analysis grid.
+        registration = engine::read_alignment(req.alignment, grid);
+        spdlog::info("alignment: reusing the {} model stored in {}", registration.model, req.alignment);
+      } else if (cfg.align.enabled) {
+        const WindowReader read_intensity = [&](bool post, const Window& w) {
+          Readers& r = thread_readers();
+          const SceneWindow s = post ? r.post.read(w) : r.pre.read(w);
+          return IntensityWindow{to_intensity(s.bands), s.valid};
+        };
+        registration = engine::estimate_alignment(grid, cfg, read_intensity, engine::arena_for_each(arena), req.post);
+        if (!registration.warning.empty()) {
+          spdlog::warn("{}", registration.warning);
+          summary.warnings.push_back(registration.warning);
+        }
+      } else {
+        registration.model = "identity";
       }
-    } else {
-      model.registration.model = "identity";
-    }
+      return registration;
+    });
     const auto& reg = model.registration;
     spdlog::info("alignment: {} shift ({:.3f}, {:.3f}) px; tie points kept {} dropped {}; RMSE "
                  "{:.3f} -> {:.3f} px",
@@ -345,14 +364,20 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       summary.warnings.push_back(w);
     }
   } catch (const Error& e) {
-    throw e.with_context("estimate");
+    estimate_failed = std::make_exception_ptr(e.with_context("estimate"));
+  } catch (...) {
+    estimate_failed = std::current_exception();
   }
+  comm.agree(estimate_failed);
+  engine::check_same_model(comm, model.threshold, model.normalisation, model.detector->fit_report());
   spdlog::info("detector {}: threshold {:.4f} ({})", model.detector->name(), model.threshold, cfg.threshold.method);
   summary.times.estimate = seconds_since(t_est);
 
   if (!req.footprints.empty()) {
-    arena.execute([&] { footprint_loading.wait(); });  // rethrows a bad footprint file
-    if (!footprints_read.load(std::memory_order_acquire)) throw Error(ErrorKind::internal, "footprints not read", "plan");
+    comm.run_agreed([&] {
+      arena.execute([&] { footprint_loading.wait(); });  // rethrows a bad footprint file
+      if (!footprints_read.load(std::memory_order_acquire)) throw Error(ErrorKind::internal, "footprints not read", "plan");
+    });
     for (const auto& w : footprints.warnings) {
       spdlog::warn("{}", w);
       summary.warnings.push_back(w);
@@ -369,7 +394,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   tbb::task_group hashing;
   const JoinInArena join_hashing(arena, hashing);
   std::atomic<int> hashed{0};  // release/acquire: the hand-off, visible to TSan
-  arena.execute([&] {
+  if (comm.is_root()) arena.execute([&] {  // over ranks, rank 0 writes the provenance
     hashing.run([&] {
       pre_sha256 = sha256_file(req.pre);
       hashed.fetch_add(1, std::memory_order_release);
@@ -383,31 +408,47 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   for (auto& l : engine::detector_output_layers(cfg)) layers.push_back(std::move(l));
   const int misregistration_index = static_cast<int>(layers.size());
   layers.push_back(engine::misregistration_layer());
+  // Over ranks the chunks are handed to H5Dwrite raw (HDF5 compresses them); alone, pre-encoded.
+  const std::vector<LayerSpec> chunk_layers = comm.distributed() ? engine::raw_chunk_layers(layers) : layers;
   const FootprintIndex index(footprints.features, tiles);
   FootprintAccumulator accumulator(footprints.features.size());
   engine::Quicklook quicklook(grid.width, grid.height);
   const bool want_ql = !req.quicklook.empty();
   std::unique_ptr<Hdf5Writer> writer;
+  std::unique_ptr<engine::RankedLayerOutput> ranked;  // over ranks: the collective output
   try {
-    writer = std::make_unique<Hdf5Writer>(req.out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+    if (comm.distributed()) {
+      ranked = std::make_unique<engine::RankedLayerOutput>(comm, req.out, grid, cfg.tiling.tile_size, layers,
+                                                           cfg.output.deflate_level);
+    } else {
+      writer = std::make_unique<Hdf5Writer>(req.out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+    }
   } catch (const Error& e) {
     throw e.with_context("write");
   }
   const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
-  const int n_tiles = tiles.count();
+  // Strips about 2048 px wide: the input blocks under the tile row above stay cached. Over
+  // ranks, this rank's block of tile rows.
+  const std::vector<int> order =
+      engine::rank_tile_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size), comm.rank(), comm.size());
+  const int n_tiles = static_cast<int>(order.size());
   int written = 0;
   NonFiniteCounts non_finite;
-  const engine::ClassifyContext ctx{&cfg, model.threshold, &layers, &footprints.features, &index};
+  const engine::ClassifyContext ctx{&cfg, model.threshold, &chunk_layers, &footprints.features, &index};
+  const int fail_tile = engine::test_fail_tile();
   engine::PipelineStages stages;
   // Parallel: aligned read of the outer window, score (then the shared classify step).
   stages.compute = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
+    if (t.index == fail_tile) {
+      throw Error(ErrorKind::input, "tile failed on purpose (test hook AFTERMATH_TEST_FAIL_TILE)", "score", {}, t.index);
+    }
     auto q = std::make_shared<RunTileExtra>();
     BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
                               &q->non_finite, t.core);
     w.score = model.detector->score_with_layers(pair, w.detector_layers);
     w.valid = pair.valid;
-    q->misregistration = encode_chunk(layers[static_cast<std::size_t>(misregistration_index)],
+    q->misregistration = encode_chunk(chunk_layers[static_cast<std::size_t>(misregistration_index)],
                                       engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer())),
                                       cfg.tiling.tile_size, cfg.output.deflate_level);
     if (want_ql) {
@@ -425,12 +466,19 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   };
   // Serial, in tile order: one writer.
   stages.store = [&](engine::TileWork& w) {
-    try {
-      for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
-      writer->write_chunk(misregistration_index, w.tile,
-                          static_cast<const RunTileExtra*>(w.extra.get())->misregistration);
-    } catch (const Error& e) {
-      throw e.with_context("write", {}, w.tile.index);
+    if (ranked) {
+      // Over ranks the chunks wait for their batch's collective write rounds.
+      std::vector<EncodedChunk> chunks = std::move(w.chunks);
+      chunks.push_back(std::move(static_cast<RunTileExtra*>(w.extra.get())->misregistration));
+      ranked->keep(w.tile, std::move(chunks));
+    } else {
+      try {
+        for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+        writer->write_chunk(misregistration_index, w.tile,
+                            static_cast<const RunTileExtra*>(w.extra.get())->misregistration);
+      } catch (const Error& e) {
+        throw e.with_context("write", {}, w.tile.index);
+      }
     }
     accumulator.add(w.partials);
     summary.valid_pixels += w.valid_count;
@@ -447,10 +495,17 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (progress) progress("score", written, n_tiles);
   };
   // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
-  // Strips about 2048 px wide: the input blocks under the tile row above stay cached.
-  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled,
-                            engine::strip_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size)));
+  if (ranked) {
+    ranked->run_tiles(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
+    writer = ranked->finish();  // rank 0: the file, for the tables and attributes below
+  } else {
+    engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
+  }
   summary.times.score = seconds_since(t_score);
+  // Over ranks: every rank's counts and per-feature sums, and rank 0's quicklook gets the pieces.
+  engine::sum_over_ranks(comm, {&summary.valid_pixels, &summary.changed_pixels, &non_finite.pre, &non_finite.post});
+  engine::merge_over_ranks(comm, accumulator, footprints.features.size());
+  if (want_ql) engine::merge_over_ranks(comm, quicklook);
 
   for (const auto& [count, path] : {std::pair{non_finite.pre, req.pre}, std::pair{non_finite.post, req.post}}) {
     if (count == 0) continue;
@@ -458,7 +513,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     spdlog::warn("{}", w);
     summary.warnings.push_back(w);
   }
-  throw_if_cancelled("write");
+  comm.run_agreed([] { throw_if_cancelled("write"); });
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);
@@ -473,7 +528,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     summary.warnings.push_back(w);
   }
   const Registration& reg = model.registration;
-  try {
+  std::exception_ptr write_failed;
+  if (writer) try {  // over ranks: rank 0 only
     writer->write_table(engine::footprint_table(footprints.features, results, grid));
     engine::write_alignment(*writer, reg, grid);
     if (!req.alignment.empty()) writer->set_attribute("/alignment", "reused_from", req.alignment);
@@ -529,8 +585,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (want_ql) quicklook.write(req.quicklook, footprints.features, results);
     writer->commit();
   } catch (const Error& e) {
-    throw e.with_context("write");
+    write_failed = std::make_exception_ptr(e.with_context("write"));
+  } catch (...) {
+    write_failed = std::current_exception();
   }
+  comm.agree(write_failed);
   summary.output = req.out;
   summary.alignment_model = reg.model;
   summary.alignment_method = reg.method;
