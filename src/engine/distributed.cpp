@@ -19,6 +19,7 @@ bool g_mpi_active = false;  // set once by MpiSession, before any other thread e
 int g_world_rank = 0, g_world_size = 1;
 bool g_failure_agreed = false;
 
+#if AFTERMATH_MPI
 // Launchers that start MPI ranks set one of these (Open MPI's mpirun, PMIx under srun or
 // mpirun, PMI-1/2 under srun or MPICH's Hydra). A process started plainly sets none, so it
 // never initialises MPI.
@@ -28,6 +29,7 @@ bool started_by_mpi_launcher() {
   }
   return false;
 }
+#endif
 }  // namespace
 
 MpiSession::MpiSession(int& argc, char**& argv) {
@@ -82,7 +84,6 @@ void check_mpi(int rc, const char* what) {
 }
 // MPI counts are ints: larger payloads go in pieces.
 constexpr std::size_t kMaxMessage = std::size_t(1) << 30;
-#endif
 
 Bytes error_to_bytes(std::exception_ptr e) {
   ErrorKind kind = ErrorKind::internal;
@@ -109,6 +110,7 @@ Bytes error_to_bytes(std::exception_ptr e) {
   w.put(tile);
   return w.take();
 }
+#endif
 }  // namespace
 
 void Communicator::broadcast(Bytes& bytes, int root) const {
@@ -184,6 +186,7 @@ bool Communicator::all_equal(std::uint64_t value) const {
   check_mpi(MPI_Allreduce(&value, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
   return lo == hi;
 #else
+  (void)value;
   return true;
 #endif
 }

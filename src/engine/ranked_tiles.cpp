@@ -221,8 +221,9 @@ std::unique_ptr<Hdf5Writer> RankedLayerOutput::finish() {
 
 #else  // a build without MPI never runs a job over ranks (Communicator::world() is this process)
 
-RankedLayerOutput::RankedLayerOutput(const Communicator&, const std::string&, const Grid&, int,
-                                     std::vector<LayerSpec>, int) {
+RankedLayerOutput::RankedLayerOutput(const Communicator& comm, const std::string&, const Grid&, int,
+                                     std::vector<LayerSpec>, int)
+    : comm_(comm) {
   throw Error(ErrorKind::internal, "this aftermath was built without MPI (AFTERMATH_MPI off)");
 }
 RankedLayerOutput::~RankedLayerOutput() = default;

@@ -14,8 +14,6 @@ std::string create_temporary_output(const std::string& final_path) {
   return layout.create_temp_file(dir);
 }
 
-#if AFTERMATH_MPI
-
 struct Hdf5ParallelWriter::Impl : h5::CfLayout {
   std::string temp_path;
   bool removes_temp = false;
@@ -32,6 +30,15 @@ struct Hdf5ParallelWriter::Impl : h5::CfLayout {
     if (removes_temp && !released) ::unlink(temp_path.c_str());
   }
 };
+
+Hdf5ParallelWriter::~Hdf5ParallelWriter() = default;
+
+const std::string& Hdf5ParallelWriter::temp_path() const { return impl_->temp_path; }
+
+void Hdf5ParallelWriter::release() { impl_->released = true; }
+
+// Opening the file and writing it need MPI-IO: only builds with MPI have them.
+#if AFTERMATH_MPI
 
 Hdf5ParallelWriter::Hdf5ParallelWriter(const std::string& final_path, const std::string& temp_path,
                                        bool removes_temp, const Grid& grid, int chunk_size,
@@ -63,10 +70,6 @@ Hdf5ParallelWriter::Hdf5ParallelWriter(const std::string& final_path, const std:
   m.write_dxpl = m.collective.get();
   m.datasets = m.create_layout();
 }
-
-Hdf5ParallelWriter::~Hdf5ParallelWriter() = default;
-
-const std::string& Hdf5ParallelWriter::temp_path() const { return impl_->temp_path; }
 
 void Hdf5ParallelWriter::write_round(int layer, const Tile* tile, const EncodedChunk* raw_chunk) {
   Impl& m = *impl_;
@@ -133,8 +136,6 @@ void Hdf5ParallelWriter::close() {
   m.collective.reset();
   m.ok_or_fail(m.file.close(), "cannot close " + m.temp_path);
 }
-
-void Hdf5ParallelWriter::release() { impl_->released = true; }
 
 #endif  // AFTERMATH_MPI
 
