@@ -1,9 +1,13 @@
 // A run over MPI ranks: tile shares, batches + collective write rounds, reductions.
 #include "ranked_tiles.hpp"
 
+#include <spdlog/spdlog.h>
+#include <tbb/info.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/io/hdf5_parallel_writer.hpp"
@@ -75,6 +79,17 @@ void check_same_model(const Communicator& comm, double threshold,
                   "estimate");
     }
   });
+}
+
+void warn_if_bound_to_one_core(const Communicator& comm, int requested_threads) {
+  if (!comm.distributed() || requested_threads == 1) return;
+  const unsigned cores = std::thread::hardware_concurrency();
+  if (tbb::info::default_concurrency() == 1 && cores > 1) {
+    spdlog::warn(
+        "this rank may run on one core of {} (bound by the MPI launcher?): start mpirun with "
+        "--bind-to none, or give each rank several cores (srun --cpus-per-task)",
+        cores);
+  }
 }
 
 void sum_over_ranks(const Communicator& comm, std::vector<std::int64_t*> counters) {

@@ -88,6 +88,11 @@ class RankedLayerOutput {
 void check_same_model(const Communicator& comm, double threshold,
                       const Normalisation& normalisation, const FitReport& detector_fit);
 
+/// Over ranks: warns when this rank can use one core only although the machine has more (Open
+/// MPI binds each rank to one core unless `--bind-to none`), as TBB then runs one thread;
+/// silent when one thread was asked for (`requested_threads` 1).
+void warn_if_bound_to_one_core(const Communicator& comm, int requested_threads);
+
 /// The sum over the ranks of each counter (alone: unchanged).
 void sum_over_ranks(const Communicator& comm, std::vector<std::int64_t*> counters);
 

@@ -225,6 +225,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
   summary.times.plan = seconds_since(t_start);
 
+  engine::warn_if_bound_to_one_core(comm, req.threads);
   const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   tbb::task_arena arena(threads);
