@@ -3,15 +3,17 @@
 # buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
 # with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
 # Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
-#        [--align-only] [--footprints-scale [N]]
+#        [--align-only] [--mpi] [--footprints-scale [N]]
 # Results: bench/results/run.json and bench/results/run.md; --align-only: bench/results/align.md
 # (`aftermath align` estimation only: Mpx of overlap per second and peak RSS per size).
+# --mpi: one process x 2 threads against `mpirun --bind-to none -np 2` x 1 thread per rank on the
+# same pair (default size 8192; --sizes to change), medians of --runs: bench/results/mpi.md.
 # --footprints-scale: the 16384 pair with N (default 1,000,000) building polygons on a lattice
 # (aftermath-synth --lattice-footprints) against the same run without footprints, side by side:
 # bench/results/footprints.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; fp_scale=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; mpi_only=0; fp_scale=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
 while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -20,8 +22,9 @@ while (($#)); do
     --data) data=$2; shift 2 ;;
     --rescore-only) rescore_only=1; shift ;;
     --align-only) align_only=1; shift ;;
+    --mpi) mpi_only=1; shift ;;
     --footprints-scale) fp_scale=1000000; shift; if [[ ${1:-} =~ ^[0-9]+$ ]]; then fp_scale=$1; shift; fi ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +35,7 @@ if [[ ! -x /usr/bin/time ]]; then
   $sudo apt-get install -y -qq time >/dev/null || { $sudo apt-get update -qq && $sudo apt-get install -y -qq time >/dev/null; }
 fi
 mkdir -p "$here/bench/results" "$data"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # The synthetic pair of size $1 in $data/$1, generated once.
@@ -76,6 +80,42 @@ if ((fp_scale)); then
         "$(printf '%s\n' ${R[$mode]} | median)" "${S[$mode]}"
     done; } > "$fmd"
   cat "$fmd"
+  exit 0
+fi
+if ((mpi_only)); then
+  # The same job split over two MPI ranks of one thread each, against one process of two threads
+  # (README "MPI"). Wall time of the whole command (mpirun's start included).
+  [[ $sizes == "4096 8192" ]] && sizes=8192
+  command -v mpirun >/dev/null || { echo "bench.sh --mpi: mpirun not found (scripts/setup.sh installs Open MPI)" >&2; exit 2; }
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+  mmd="$here/bench/results/mpi.md"
+  { echo "| size | layout | runs | wall s (each run) | median wall s | Mpx/s |"; echo "|---|---|---|---|---|---|"; } > "$mmd.tmp"
+  for n in $sizes; do
+    d=$data/$n
+    ensure_pair "$n"
+    job=(run --overwrite --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson")
+    for layout in "1 process x 2 threads" "2 processes x 1 thread"; do
+      walls=()
+      for ((i = 0; i < runs; i++)); do
+        t0=$(date +%s.%N)
+        if [[ $layout == 1* ]]; then
+          "$build/aftermath" --log-level warn "${job[@]}" --threads 2 --out "$d/out-mpi.h5" >/dev/null
+        else
+          mpirun --bind-to none -np 2 "$build/aftermath" --log-level warn "${job[@]}" --threads 1 --out "$d/out-mpi.h5" >/dev/null
+        fi
+        t1=$(date +%s.%N)
+        walls+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')")
+        echo "bench: mpi $n px, $layout, run $((i + 1)): ${walls[-1]} s" >&2
+      done
+      mw=$(printf '%s\n' "${walls[@]}" | median)
+      printf '| %s | %s | %s | %s | %s | %.1f |\n' "$n" "$layout" "$runs" "${walls[*]}" "$mw" \
+        "$(awk -v n="$n" -v w="$mw" 'BEGIN {print n*n/1e6/w}')" >> "$mmd.tmp"
+    done
+    rm -f "$d/out-mpi.h5"
+  done
+  { echo; echo "Load average before the runs: $load_before"; } >> "$mmd.tmp"
+  mv "$mmd.tmp" "$mmd"
+  cat "$mmd"
   exit 0
 fi
 if ((align_only)); then

@@ -11,6 +11,8 @@ packages=(
   libopencv-dev                       # image algorithms (DFT, warps, morphology)
   libtbb-dev                          # the parallel tile pipeline
   libhdf5-dev hdf5-tools              # the output file; h5dump for checks
+  openmpi-bin libopenmpi-dev          # one scene over many nodes: ranks under mpirun/srun (AFTERMATH_MPI)
+  libhdf5-openmpi-dev                 # parallel HDF5: all ranks write one file collectively
   libdeflate-dev                      # fast deflate for HDF5 chunks, compressed in parallel
   libssl-dev                          # SHA-256 of inputs (provenance, idempotence)
   libspdlog-dev libfmt-dev            # logging and formatting

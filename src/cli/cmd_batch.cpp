@@ -12,6 +12,7 @@
 #include "aftermath/batch/manifest.hpp"
 #include "aftermath/batch/shard.hpp"
 #include "aftermath/core/error.hpp"
+#include "aftermath/engine/mpi.hpp"
 #include "commands.hpp"
 
 namespace aftermath::cli {
@@ -77,7 +78,12 @@ Command add_batch(CLI::App& app) {
               throw_usage("give either a MANIFEST or --scan DIR (one of them)");
             }
             if (!o->manifest.empty() && !o->out_dir.empty()) throw_usage("--out-dir applies to --scan only");
-            const batch::Shard shard = batch::parse_shard(o->shard);
+            batch::Shard shard = batch::parse_shard(o->shard);
+            // Under mpirun/srun the ranks share out the shard's jobs (README "MPI"): rank r of R
+            // runs shard i + N x r of N x R (jobs whose index mod N x R is that), each job alone,
+            // with its own report. Together they run shard i of N.
+            const int ranks = mpi_world_size(), rank = mpi_world_rank();
+            if (ranks > 1) shard = {shard.index + shard.count * rank, shard.count * ranks};
             batch::Manifest manifest;
             if (!o->manifest.empty()) {
               manifest = batch::load_manifest(o->manifest);
@@ -88,7 +94,7 @@ Command add_batch(CLI::App& app) {
               manifest = batch::scan_directory(o->scan, so);
             }
             if (o->print_manifest) {
-              std::cout << batch::to_manifest_yaml(manifest);
+              if (rank == 0) std::cout << batch::to_manifest_yaml(manifest);
               return 0;
             }
             const auto jobs = batch::validate_manifest(manifest, {o->config, o->overrides});
@@ -99,6 +105,11 @@ Command add_batch(CLI::App& app) {
                                            ? fmt::format("aftermath-report.shard-{}-of-{}.json", shard.index, shard.count)
                                            : std::string("aftermath-report.json");
               report = (fs::path(manifest.base_dir) / name).string();
+            } else if (ranks > 1) {
+              const fs::path given(report);  // one report per rank: name.rank-<r>.json
+              report = (given.parent_path() / fmt::format("{}.rank-{}{}", given.stem().string(), rank,
+                                                          given.extension().string()))
+                           .string();
             }
             fs::path report_dir = fs::path(report).parent_path();
             if (report_dir.empty()) report_dir = ".";

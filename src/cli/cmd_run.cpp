@@ -10,6 +10,7 @@
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/engine/job.hpp"
+#include "aftermath/engine/mpi.hpp"
 #include "aftermath/io/export.hpp"
 #include "commands.hpp"
 
@@ -96,11 +97,14 @@ Command add_run(CLI::App& app) {
             o->req.pre = o->pre.front();
             o->req.more_pre.assign(o->pre.begin() + 1, o->pre.end());
             o->req.post = o->post.front();
+            // Under mpirun/srun every rank runs this command: the job's tiles are split over them.
+            o->req.across_ranks = true;
+            const bool reports = mpi_world_rank() == 0;  // rank 0 reports the run
             o->req.more_post.assign(o->post.begin() + 1, o->post.end());
             if (!o->req.config_path.empty()) o->req.config = load_config(o->req.config_path);
             apply_overrides(o->req.config, o->overrides);
             ProgressFn progress;
-            if (::isatty(STDERR_FILENO) && !log_json()) {
+            if (reports && ::isatty(STDERR_FILENO) && !log_json()) {
               progress = [](const std::string& stage, std::int64_t done, std::int64_t total) {
                 std::fprintf(stderr, "\r%s: %lld/%lld tiles (%.0f%%)%s", stage.c_str(),
                              static_cast<long long>(done), static_cast<long long>(total),
@@ -128,6 +132,7 @@ Command add_run(CLI::App& app) {
               }
               throw;
             }
+            if (!reports) return 0;
             print_summary(summary);
             if (!o->req.quicklook.empty()) std::cout << fmt::format("quicklook   {}\n", o->req.quicklook);
             if (!o->export_dir.empty()) print_export(export_outputs(summary.output, o->export_dir));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -17,6 +18,7 @@
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/engine/job.hpp"
+#include "aftermath/engine/mpi.hpp"
 #include "commands.hpp"
 
 namespace aftermath::cli {
@@ -33,6 +35,7 @@ class JsonStderrSink : public spdlog::sinks::base_sink<std::mutex> {
     nlohmann::json j = {{"time_ms", t},
                         {"level", std::string(level.data(), level.size())},
                         {"msg", std::string(msg.payload.data(), msg.payload.size())}};
+    if (aftermath::mpi_world_size() > 1) j["rank"] = aftermath::mpi_world_rank();
     std::fputs((j.dump() + "\n").c_str(), stderr);
   }
   void flush_() override { std::fflush(stderr); }
@@ -40,13 +43,18 @@ class JsonStderrSink : public spdlog::sinks::base_sink<std::mutex> {
 
 void setup_logging(const std::string& level, bool json) {
   std::shared_ptr<spdlog::logger> logger;
+  // Under mpirun with several ranks, every line names its rank, and ranks other than 0 log
+  // warnings and errors only (rank 0 reports the job).
+  const int ranks = aftermath::mpi_world_size(), rank = aftermath::mpi_world_rank();
   if (json) {
     logger = std::make_shared<spdlog::logger>("aftermath", std::make_shared<JsonStderrSink>());
   } else {
     logger = spdlog::stderr_color_mt("aftermath");
-    logger->set_pattern("%^%l%$: %v");
+    logger->set_pattern(ranks > 1 ? fmt::format("%^%l%$: [rank {}] %v", rank) : std::string("%^%l%$: %v"));
   }
-  logger->set_level(spdlog::level::from_str(level));
+  auto lvl = spdlog::level::from_str(level);
+  if (rank > 0) lvl = std::max(lvl, spdlog::level::warn);
+  logger->set_level(lvl);
   spdlog::set_default_logger(logger);
 }
 }  // namespace
@@ -57,6 +65,8 @@ bool log_json() { return g_log_json; }
 
 int main(int argc, char** argv) {
   using namespace aftermath::cli;
+  // Joins MPI when started by mpirun/srun (README "MPI"); a plain start never touches MPI.
+  aftermath::MpiSession mpi(argc, argv);
   // Tiles allocate and free the same few MB-sized buffers over and over. glibc's defaults hand
   // such blocks back to the kernel (mmap/trim), so every tile paid fresh zeroed pages (a sixth
   // of the run in page faults, bench/). Keep them in the heap: peak memory is bounded by the
@@ -105,10 +115,11 @@ int main(int argc, char** argv) {
     }
     return 2;
   } catch (const aftermath::Error& e) {
-    spdlog::error("{}", e.what());
-    return aftermath::exit_code_for(e.kind());
+    // A failure agreed by every rank is reported once, by rank 0.
+    if (!aftermath::mpi_failure_agreed() || aftermath::mpi_world_rank() == 0) spdlog::error("{}", e.what());
+    return mpi.exit_after_failure(aftermath::exit_code_for(e.kind()));
   } catch (const std::exception& e) {
     spdlog::error("internal error: {}", e.what());
-    return 1;
+    return mpi.exit_after_failure(1);
   }
 }

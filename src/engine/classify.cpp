@@ -114,9 +114,9 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                        const std::function<void(const char*)>& check_cancel,
                        const std::vector<int>& order) {
   int next = 0;
-  const int n = tiles.count();
-  if (!order.empty() && static_cast<int>(order.size()) != n) {
-    throw Error(ErrorKind::internal, "tile pipeline: the order does not list every tile");
+  const int n = order.empty() ? tiles.count() : static_cast<int>(order.size());
+  for (const int i : order) {
+    if (i < 0 || i >= tiles.count()) throw Error(ErrorKind::internal, "tile pipeline: no tile " + std::to_string(i));
   }
   // The work items live here, not in the pipeline: when a stage throws, TBB drops the items in
   // flight without destroying them, so the pipeline passes only tile indices and this vector

@@ -83,11 +83,11 @@ struct PipelineStages {
   std::function<void(TileWork&)> compute;  ///< parallel, before classify; may be empty
   std::function<void(TileWork&)> store;    ///< serial, in tile order
 };
-/// Tiles go through in `order` (tile indices, each once; empty = row-major). Every result is
-/// independent of the order (integer sums, chunks by position), so the order is only about speed.
-void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens,
-                       const ClassifyContext& ctx, const PipelineStages& stages,
-                       const std::function<void(const char*)>& check_cancel,
+/// Tiles go through in `order` (tile indices, each at most once: every tile, or an MPI rank's
+/// share; empty = every tile, row-major). Every result is independent of the order (integer
+/// sums, chunks by position), so the order is only about speed.
+void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens, const ClassifyContext& ctx,
+                       const PipelineStages& stages, const std::function<void(const char*)>& check_cancel,
                        const std::vector<int>& order = {});
 
 /// Tiles in vertical strips `strip_tiles` wide, row-major inside each strip, strips left to

@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "aftermath/core/error.hpp"
+#include "distributed.hpp"
 
 namespace aftermath::engine {
 
@@ -91,6 +92,38 @@ cv::Mat Quicklook::render_score(const cv::Mat& score, const cv::Mat& valid, cons
 void Quicklook::paste(int panel, const cv::Rect& target, const cv::Mat& piece) {
   if (target.area() == 0 || piece.empty()) return;
   piece.copyTo(panels_[static_cast<std::size_t>(panel)](target));
+  pasted_.emplace_back(panel, target);
+}
+
+std::vector<std::uint8_t> Quicklook::pasted_pieces() const {
+  ByteWriter w;
+  w.put<std::uint64_t>(pasted_.size());
+  for (const auto& [panel, rect] : pasted_) {
+    w.put<std::int32_t>(panel);
+    for (const int v : {rect.x, rect.y, rect.width, rect.height}) w.put<std::int32_t>(v);
+    w.put_mat(panels_[static_cast<std::size_t>(panel)](rect));
+  }
+  return w.take();
+}
+
+void Quicklook::paste_pieces(const std::vector<std::uint8_t>& bytes) {
+  ByteReader r(bytes);
+  const auto n = r.get<std::uint64_t>();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const int panel = r.get<std::int32_t>();
+    cv::Rect rect;
+    rect.x = r.get<std::int32_t>();
+    rect.y = r.get<std::int32_t>();
+    rect.width = r.get<std::int32_t>();
+    rect.height = r.get<std::int32_t>();
+    const cv::Mat piece = r.get_mat();
+    const cv::Rect canvas(0, 0, size_.width, size_.height);
+    if (panel < 0 || panel >= static_cast<int>(panels_.size()) || (rect & canvas) != rect ||
+        piece.size() != rect.size() || piece.type() != panels_[0].type()) {
+      throw Error(ErrorKind::internal, "quicklook: a piece from another rank does not fit the canvas");
+    }
+    paste(panel, rect, piece);
+  }
 }
 
 void Quicklook::write(const std::string& path, const std::vector<Footprint>& features,

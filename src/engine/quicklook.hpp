@@ -1,7 +1,9 @@
 #pragma once
 // Quicklook canvases (private to the engine): downsampled pre, post and score panels filled tile
 // by tile in the write stage, so memory stays bounded whatever the scene size.
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -31,6 +33,10 @@ class Quicklook {
   cv::Mat render_score(const cv::Mat& score, const cv::Mat& valid, const cv::Rect& target) const;
   /// Pastes pieces (serial stage).
   void paste(int panel, const cv::Rect& target, const cv::Mat& piece);
+  /// What paste() put in the panels so far (each panel and rectangle with its pixels), to paste
+  /// into another canvas of the same grid with paste_pieces() (an MPI rank's tiles into rank 0's).
+  std::vector<std::uint8_t> pasted_pieces() const;
+  void paste_pieces(const std::vector<std::uint8_t>& bytes);
   /// Draws footprints on the post panel coloured by class and writes pre | post | score as PNG.
   void write(const std::string& path, const std::vector<Footprint>& features,
              const std::vector<FeatureResult>& results) const;
@@ -39,6 +45,7 @@ class Quicklook {
   double scale_;
   cv::Size size_;
   std::vector<cv::Mat> panels_;  // pre, post, score
+  std::vector<std::pair<int, cv::Rect>> pasted_;  // panel, rectangle
 };
 
 }  // namespace aftermath::engine

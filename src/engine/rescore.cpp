@@ -180,9 +180,15 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   const int ts = cfg.tiling.tile_size;
   const engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
   engine::PipelineStages stages;
+  // The load stage reads the input file and the store stage writes the output: TBB may run the
+  // two serial stages at the same time on two threads, and the HDF5 library of an MPI build
+  // (Debian's libhdf5-openmpi) is not thread-safe (the serial one is). Their HDF5 calls take
+  // turns.
+  std::mutex hdf5_calls;
   stages.load = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
     auto rt = std::make_shared<RescoreTile>();
+    const std::lock_guard<std::mutex> hdf5(hdf5_calls);
     const int c0 = t.outer.x / ts, c1 = (t.outer.x + t.outer.width - 1) / ts;
     const int r0 = t.outer.y / ts, r1 = (t.outer.y + t.outer.height - 1) / ts;
     for (int r = r0; r <= r1; ++r) {
@@ -249,6 +255,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   int written = 0;
   stages.store = [&](engine::TileWork& w) {
     try {
+      const std::lock_guard<std::mutex> hdf5(hdf5_calls);
       for (std::size_t l = 0; l < w.chunks.size(); ++l) writer.write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
       const auto& out = *static_cast<const std::vector<EncodedChunk>*>(w.extra.get());
       for (std::size_t k = 0; k < carried.size(); ++k) writer.write_chunk(carried[k].index, w.tile, out[k]);

@@ -32,8 +32,10 @@
 #include "aftermath/score/threshold.hpp"
 #include "alignment.hpp"
 #include "classify.hpp"
+#include "distributed.hpp"
 #include "plan.hpp"
 #include "quicklook.hpp"
+#include "ranked_tiles.hpp"
 
 namespace aftermath {
 
@@ -156,6 +158,29 @@ void parallel_for_each_index(tbb::task_arena& arena, std::size_t n, Body&& body)
 }
 
 
+// Joins a task group's tasks inside `arena` when the job ends early (an exception). With one
+// thread the arena has no worker: only a thread inside it runs (or cancels) the tasks, and the
+// task group's destructor, outside it, would wait for them forever.
+class JoinInArena {
+ public:
+  JoinInArena(tbb::task_arena& arena, tbb::task_group& group) : arena_(arena), group_(group) {}
+  ~JoinInArena() {
+    arena_.execute([&] {
+      group_.cancel();
+      try {
+        group_.wait();
+      } catch (...) {  // the job is already failing with its own error
+      }
+    });
+  }
+  JoinInArena(const JoinInArena&) = delete;
+  JoinInArena& operator=(const JoinInArena&) = delete;
+
+ private:
+  tbb::task_arena& arena_;
+  tbb::task_group& group_;
+};
+
 }  // namespace
 
 RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
@@ -163,24 +188,34 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   RunSummary summary;
   const JobConfig& cfg = req.config;
   init_gdal();
+  // Over MPI ranks (README "MPI"): every rank runs this function; each phase that can fail on
+  // one rank ends in an agreement (comm.agree), so that all ranks fail together. Alone, the
+  // communicator does nothing and agree() just rethrows.
+  const engine::Communicator comm = req.across_ranks ? engine::Communicator::world() : engine::Communicator::self();
 
   // ---- plan: validate everything before reading a pixel --------------------------------
-  validate(cfg);
-  if ((!req.more_pre.empty() || !req.more_post.empty()) && cfg.detect.method != "ttest" &&
-      !(cfg.detect.method == "ensemble" && cfg.detect.ensemble_ttest > 0)) {
-    throw Error(ErrorKind::usage, "several scenes per side (--pre/--post given more than once) need detect.method "
-                                  "ttest (or an ensemble with detect.ensemble_ttest > 0)");
-  }
-  engine::check_output(req);
-  if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
-    throw_input(fmt::format("footprints file {} does not exist", req.footprints));
-  }
   engine::Plan plan;
+  std::exception_ptr plan_failed;
   try {
-    plan = engine::make_plan(req);
-  } catch (const Error& e) {
-    throw e.with_context("plan");
+    validate(cfg);
+    if ((!req.more_pre.empty() || !req.more_post.empty()) && cfg.detect.method != "ttest" &&
+        !(cfg.detect.method == "ensemble" && cfg.detect.ensemble_ttest > 0)) {
+      throw Error(ErrorKind::usage, "several scenes per side (--pre/--post given more than once) need detect.method "
+                                    "ttest (or an ensemble with detect.ensemble_ttest > 0)");
+    }
+    engine::check_output(req);
+    if (!req.footprints.empty() && !std::filesystem::exists(req.footprints)) {
+      throw_input(fmt::format("footprints file {} does not exist", req.footprints));
+    }
+    try {
+      plan = engine::make_plan(req);
+    } catch (const Error& e) {
+      throw e.with_context("plan");
+    }
+  } catch (...) {
+    plan_failed = std::current_exception();
   }
+  comm.agree(plan_failed);
   summary.warnings = plan.warnings;
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   const Grid& grid = plan.grid;
@@ -194,6 +229,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off; checks the halo
   summary.times.plan = seconds_since(t_start);
 
+  engine::warn_if_bound_to_one_core(comm, req.threads);
   const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   tbb::task_arena arena(threads);
@@ -202,6 +238,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // still fails the run before any output is created.
   FootprintSet footprints;
   tbb::task_group footprint_loading;
+  const JoinInArena join_footprint_loading(arena, footprint_loading);
   std::atomic<bool> footprints_read{false};  // release/acquire: the hand-off, visible to TSan
   if (!req.footprints.empty()) {
     arena.execute([&] {
@@ -232,26 +269,33 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const auto t_est = Clock::now();
   JobModel model;
   const auto windows = tie_point_windows(grid.width, grid.height, cfg.align);
+  // Over ranks the registration (the expensive part: the tie-point windows) is estimated by
+  // rank 0 alone, with its threads, and sent to the others: every rank gets bit-identical
+  // parameters. The statistics below are cheap and fitted by every rank from the same samples.
+  std::exception_ptr estimate_failed;
   try {
-    if (!req.alignment.empty()) {
-      // A stored model (aftermath align --out): reused as is, on the same analysis grid.
-      model.registration = engine::read_alignment(req.alignment, grid);
-      spdlog::info("alignment: reusing the {} model stored in {}", model.registration.model, req.alignment);
-    } else if (cfg.align.enabled) {
-      const WindowReader read_intensity = [&](bool post, const Window& w) {
-        Readers& r = thread_readers();
-        const SceneWindow s = post ? r.post.read(w) : r.pre.read(w);
-        return IntensityWindow{to_intensity(s.bands), s.valid};
-      };
-      model.registration =
-          engine::estimate_alignment(grid, cfg, read_intensity, engine::arena_for_each(arena), req.post);
-      if (!model.registration.warning.empty()) {
-        spdlog::warn("{}", model.registration.warning);
-        summary.warnings.push_back(model.registration.warning);
+    model.registration = engine::share_registration(comm, [&] {
+      Registration registration;
+      if (!req.alignment.empty()) {
+        // A stored model (aftermath align --out): reused as is, on the same analysis grid.
+        registration = engine::read_alignment(req.alignment, grid);
+        spdlog::info("alignment: reusing the {} model stored in {}", registration.model, req.alignment);
+      } else if (cfg.align.enabled) {
+        const WindowReader read_intensity = [&](bool post, const Window& w) {
+          Readers& r = thread_readers();
+          const SceneWindow s = post ? r.post.read(w) : r.pre.read(w);
+          return IntensityWindow{to_intensity(s.bands), s.valid};
+        };
+        registration = engine::estimate_alignment(grid, cfg, read_intensity, engine::arena_for_each(arena), req.post);
+        if (!registration.warning.empty()) {
+          spdlog::warn("{}", registration.warning);
+          summary.warnings.push_back(registration.warning);
+        }
+      } else {
+        registration.model = "identity";
       }
-    } else {
-      model.registration.model = "identity";
-    }
+      return registration;
+    });
     const auto& reg = model.registration;
     spdlog::info("alignment: {} shift ({:.3f}, {:.3f}) px; tie points kept {} dropped {}; RMSE "
                  "{:.3f} -> {:.3f} px",
@@ -326,14 +370,20 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       summary.warnings.push_back(w);
     }
   } catch (const Error& e) {
-    throw e.with_context("estimate");
+    estimate_failed = std::make_exception_ptr(e.with_context("estimate"));
+  } catch (...) {
+    estimate_failed = std::current_exception();
   }
+  comm.agree(estimate_failed);
+  engine::check_same_model(comm, model.threshold, model.normalisation, model.detector->fit_report());
   spdlog::info("detector {}: threshold {:.4f} ({})", model.detector->name(), model.threshold, cfg.threshold.method);
   summary.times.estimate = seconds_since(t_est);
 
   if (!req.footprints.empty()) {
-    arena.execute([&] { footprint_loading.wait(); });  // rethrows a bad footprint file
-    if (!footprints_read.load(std::memory_order_acquire)) throw Error(ErrorKind::internal, "footprints not read", "plan");
+    comm.run_agreed([&] {
+      arena.execute([&] { footprint_loading.wait(); });  // rethrows a bad footprint file
+      if (!footprints_read.load(std::memory_order_acquire)) throw Error(ErrorKind::internal, "footprints not read", "plan");
+    });
     for (const auto& w : footprints.warnings) {
       spdlog::warn("{}", w);
       summary.warnings.push_back(w);
@@ -348,8 +398,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // hashing on one core. With one thread they simply take their turn.
   std::string pre_sha256, post_sha256;
   tbb::task_group hashing;
+  const JoinInArena join_hashing(arena, hashing);
   std::atomic<int> hashed{0};  // release/acquire: the hand-off, visible to TSan
-  arena.execute([&] {
+  if (comm.is_root()) arena.execute([&] {  // over ranks, rank 0 writes the provenance
     hashing.run([&] {
       pre_sha256 = sha256_file(req.pre);
       hashed.fetch_add(1, std::memory_order_release);
@@ -365,39 +416,55 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   layers.push_back(engine::misregistration_layer());
   const int built_up_index_layer = built_up_size_px > 0 ? static_cast<int>(layers.size()) : -1;
   if (built_up_size_px > 0) layers.push_back(engine::built_up_layer());
+  // Over ranks the chunks are handed to H5Dwrite raw (HDF5 compresses them); alone, pre-encoded.
+  const std::vector<LayerSpec> chunk_layers = comm.distributed() ? engine::raw_chunk_layers(layers) : layers;
   const FootprintIndex index(footprints.features, tiles);
   FootprintAccumulator accumulator(footprints.features.size(), index);
   SiteAccumulator sites;
   engine::Quicklook quicklook(grid.width, grid.height);
   const bool want_ql = !req.quicklook.empty();
   std::unique_ptr<Hdf5Writer> writer;
+  std::unique_ptr<engine::RankedLayerOutput> ranked;  // over ranks: the collective output
   try {
-    writer = std::make_unique<Hdf5Writer>(req.out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+    if (comm.distributed()) {
+      ranked = std::make_unique<engine::RankedLayerOutput>(comm, req.out, grid, cfg.tiling.tile_size, layers,
+                                                           cfg.output.deflate_level);
+    } else {
+      writer = std::make_unique<Hdf5Writer>(req.out, grid, cfg.tiling.tile_size, layers, cfg.output.deflate_level);
+    }
   } catch (const Error& e) {
     throw e.with_context("write");
   }
   const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
-  const int n_tiles = tiles.count();
+  // Strips about 2048 px wide: the input blocks under the tile row above stay cached. Over
+  // ranks, this rank's block of tile rows.
+  const std::vector<int> order =
+      engine::rank_tile_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size), comm.rank(), comm.size());
+  const int n_tiles = static_cast<int>(order.size());
   int written = 0;
   NonFiniteCounts non_finite;
-  const engine::ClassifyContext ctx{&cfg, model.threshold, &layers, &footprints.features, &index};
+  const engine::ClassifyContext ctx{&cfg, model.threshold, &chunk_layers, &footprints.features, &index};
+  const int fail_tile = engine::test_fail_tile();
   engine::PipelineStages stages;
   // Parallel: aligned read of the outer window, score (then the shared classify step).
   stages.compute = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
+    if (t.index == fail_tile) {
+      throw Error(ErrorKind::input, "tile failed on purpose (test hook AFTERMATH_TEST_FAIL_TILE)", "score", {}, t.index);
+    }
     auto q = std::make_shared<RunTileExtra>();
     BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
                               &q->non_finite, t.core);
     if (built_up_size_px > 0) {
       const cv::Mat index = engine::built_up_index_core(pair.pre, pair.valid, t, built_up_size_px, model.brightness_range);
       w.built_up = index >= cfg.sites.built_up_index_threshold;  // as rescore reads it back
-      q->built_up = encode_chunk(layers[static_cast<std::size_t>(built_up_index_layer)], index, cfg.tiling.tile_size,
-                                 cfg.output.deflate_level);
+      q->built_up = encode_chunk(chunk_layers[static_cast<std::size_t>(built_up_index_layer)], index,
+                                 cfg.tiling.tile_size, cfg.output.deflate_level);
     }
     w.score = model.detector->score_with_layers(pair, w.detector_layers);
     w.valid = pair.valid;
     w.misregistration = engine::misregistration_core(model.registration, t.core, pair.valid(t.core_in_outer()));
-    q->misregistration = encode_chunk(layers[static_cast<std::size_t>(misregistration_index)], w.misregistration,
+    q->misregistration = encode_chunk(chunk_layers[static_cast<std::size_t>(misregistration_index)], w.misregistration,
                                       cfg.tiling.tile_size, cfg.output.deflate_level);
     if (want_ql) {
       const cv::Rect core = t.core_in_outer();
@@ -414,15 +481,21 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   };
   // Serial, in tile order: one writer.
   stages.store = [&](engine::TileWork& w) {
-    try {
-      for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
-      writer->write_chunk(misregistration_index, w.tile,
-                          static_cast<const RunTileExtra*>(w.extra.get())->misregistration);
-      if (built_up_index_layer >= 0) {
-        writer->write_chunk(built_up_index_layer, w.tile, static_cast<const RunTileExtra*>(w.extra.get())->built_up);
+    auto* extra = static_cast<RunTileExtra*>(w.extra.get());
+    if (ranked) {
+      // Over ranks the chunks wait for their batch's collective write rounds.
+      std::vector<EncodedChunk> chunks = std::move(w.chunks);
+      chunks.push_back(std::move(extra->misregistration));
+      if (built_up_index_layer >= 0) chunks.push_back(std::move(extra->built_up));
+      ranked->keep(w.tile, std::move(chunks));
+    } else {
+      try {
+        for (std::size_t l = 0; l < w.chunks.size(); ++l) writer->write_chunk(static_cast<int>(l), w.tile, w.chunks[l]);
+        writer->write_chunk(misregistration_index, w.tile, extra->misregistration);
+        if (built_up_index_layer >= 0) writer->write_chunk(built_up_index_layer, w.tile, extra->built_up);
+      } catch (const Error& e) {
+        throw e.with_context("write", {}, w.tile.index);
       }
-    } catch (const Error& e) {
-      throw e.with_context("write", {}, w.tile.index);
     }
     accumulator.add(w.partials);
     sites.add(std::move(w.runs));
@@ -440,10 +513,18 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (progress) progress("score", written, n_tiles);
   };
   // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
-  // Strips about 2048 px wide: the input blocks under the tile row above stay cached.
-  engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled,
-                            engine::strip_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size)));
+  if (ranked) {
+    ranked->run_tiles(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
+    writer = ranked->finish();  // rank 0: the file, for the tables and attributes below
+  } else {
+    engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
+  }
   summary.times.score = seconds_since(t_score);
+  // Over ranks: every rank's counts and per-feature sums, and rank 0's quicklook gets the pieces.
+  engine::sum_over_ranks(comm, {&summary.valid_pixels, &summary.changed_pixels, &non_finite.pre, &non_finite.post});
+  engine::merge_over_ranks(comm, accumulator, index);
+  engine::merge_over_ranks(comm, sites);
+  if (want_ql) engine::merge_over_ranks(comm, quicklook);
 
   for (const auto& [count, path] : {std::pair{non_finite.pre, req.pre}, std::pair{non_finite.post, req.post}}) {
     if (count == 0) continue;
@@ -451,7 +532,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     spdlog::warn("{}", w);
     summary.warnings.push_back(w);
   }
-  throw_if_cancelled("write");
+  comm.run_agreed([] { throw_if_cancelled("write"); });
   // ---- finalize: per-feature classes, tables, provenance, atomic commit ----------------
   const auto t_fin = Clock::now();
   const auto results = accumulator.finalize(footprints.features, cfg.damage);
@@ -470,7 +551,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     summary.warnings.push_back(w);
   }
   const Registration& reg = model.registration;
-  try {
+  std::exception_ptr write_failed;
+  if (writer) try {  // over ranks: rank 0 only
     writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
     if (cfg.sites.enabled) {
       const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
@@ -534,8 +616,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     if (want_ql) quicklook.write(req.quicklook, footprints.features, results);
     writer->commit();
   } catch (const Error& e) {
-    throw e.with_context("write");
+    write_failed = std::make_exception_ptr(e.with_context("write"));
+  } catch (...) {
+    write_failed = std::current_exception();
   }
+  comm.agree(write_failed);
   summary.output = req.out;
   summary.alignment_model = reg.model;
   summary.alignment_method = reg.method;

@@ -33,6 +33,10 @@ struct RunRequest {
   /// Optional: reuse the registration stored in this file (`aftermath align --out`, or a run's
   /// output) instead of estimating it; it must have been estimated on the same analysis grid.
   std::string alignment;
+  /// Under mpirun/srun (README "MPI"): every rank calls run_job with the same request and the job's
+  /// tiles are split over the ranks, written collectively into one output. false: this process
+  /// runs the job alone, as in a plain run (e.g. `aftermath batch` hands whole jobs to ranks).
+  bool across_ranks = false;
 };
 
 struct StageTimes {

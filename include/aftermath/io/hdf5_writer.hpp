@@ -77,13 +77,20 @@ class Hdf5Writer {
   /// Throws Error(output) naming the path if it cannot be created.
   Hdf5Writer(const std::string& final_path, const Grid& grid, int chunk_size,
              std::vector<LayerSpec> layers, int deflate_level);
+  /// Takes over `temp_path`, the temporary file of `final_path` whose layout and layers were
+  /// written by Hdf5ParallelWriter (and closed): opens it for write_table and set_attribute;
+  /// commit() renames it onto final_path, and a writer destroyed without commit() removes it.
+  /// The arguments after temp_path are those the file was made with.
+  static std::unique_ptr<Hdf5Writer> adopt(const std::string& final_path, const std::string& temp_path,
+                                           const Grid& grid, int chunk_size, std::vector<LayerSpec> layers,
+                                           int deflate_level);
   ~Hdf5Writer();
   Hdf5Writer(const Hdf5Writer&) = delete;
   Hdf5Writer& operator=(const Hdf5Writer&) = delete;
 
   /// Writes one encoded chunk of layer `layer` (index into the specs) for `tile`.
   /// The tile's core must start on a chunk boundary (TileGrid tiles with tile_size == chunk_size).
-  void write_chunk(int layer, const Tile& tile, const EncodedChunk& chunk);
+  void write_chunk(int layer, const Tile& tile, const EncodedChunk& chunk);  ///< (not after adopt())
   void write_table(const Table& table);
   void set_attribute(const std::string& object_path, const std::string& name, const AttrValue& value);
   /// Flushes, closes, fsyncs and renames the file onto final_path (replacing it atomically).
@@ -91,6 +98,7 @@ class Hdf5Writer {
   const std::string& temp_path() const;
 
  private:
+  Hdf5Writer();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
