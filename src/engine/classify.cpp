@@ -86,8 +86,8 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   w.detector_layers.clear();
   if (ctx.features && !ctx.features->empty()) {
     w.partials = accumulate_tile(*ctx.features, ctx.index->in_tile(t.index), t,
-                                 TileLayers{codes_core, valid_core, mask_core, w.misregistration});
-    settle_single_tile_partials(w.partials, *ctx.index);
+                                 TileLayers{codes_core, valid_core, mask_core, w.misregistration, ctx.collect_codes});
+    if (ctx.collect_codes) settle_single_tile_partials(w.partials, *ctx.index);
   }
   w.misregistration.release();
   if (cfg.sites.enabled) w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
@@ -241,7 +241,7 @@ Table footprint_table(std::vector<Footprint>& features,
     truth[i] = static_cast<std::uint8_t>(f.truth);
     any_truth = any_truth || f.truth != DamageClass::unclassified;
     any_line = any_line || !f.centerline.empty();
-    any_misregistration = any_misregistration || r.sums.misregistration_pixels > 0;
+    any_misregistration = any_misregistration || r.misregistration >= 0;
   }
   const std::string class_values = "0 1 2 3 255";
   const std::string class_meanings = "no_damage minor_damage major_damage destroyed unclassified";

@@ -46,6 +46,7 @@ struct ClassifyContext {
   const std::vector<LayerSpec>* layers = nullptr;
   const std::vector<Footprint>* features = nullptr;
   const FootprintIndex* index = nullptr;
+  bool collect_codes = true;  ///< per-feature codes for the quantiles (rescore: known, not collected)
 };
 
 /// One tile through the pipeline.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -178,7 +179,27 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   // above or below may still need them).
   std::map<int, std::shared_ptr<LazyChunk>> cache;  // by tile index
   const int ts = cfg.tiling.tile_size;
-  const engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
+  // Per-feature figures that do not depend on thresholds come from the stored table (outputs of
+  // this version have them): the score quantiles (exact as codes) and the mean misregistration.
+  std::optional<std::vector<ScoreQuantiles>> known_quantiles;
+  std::vector<double> known_misregistration;
+  if (!features.empty() && reader.has("/footprints/median_score") && reader.has("/footprints/p90_score")) {
+    const auto median = reader.column_double("footprints/median_score");
+    const auto p90 = reader.column_double("footprints/p90_score");
+    if (median.size() == features.size() && p90.size() == features.size()) {
+      known_quantiles.emplace(features.size());
+      const auto code = [](double score) {
+        return static_cast<std::uint16_t>(std::clamp<long long>(std::llround(score * 65536.0), 0, kScoreCodeMax));
+      };
+      for (std::size_t i = 0; i < features.size(); ++i) (*known_quantiles)[i] = {code(median[i]), code(p90[i])};
+    }
+  }
+  if (!features.empty() && reader.has("/footprints/misregistration")) {
+    known_misregistration = reader.column_double("footprints/misregistration");
+    if (known_misregistration.size() != features.size()) known_misregistration.clear();
+  }
+  engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
+  ctx.collect_codes = !known_quantiles;
   engine::PipelineStages stages;
   // The load stage reads the input file and the store stage writes the output: TBB may run the
   // two serial stages at the same time on two threads, and the HDF5 library of an MPI build
@@ -237,7 +258,9 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     };
     // The per-feature mean misregistration and the sites' built-up ground read the stored
     // layers, as the run computed them.
-    if (misreg_slot >= 0 && !features.empty()) w.misregistration = decoded(misreg_slot);
+    if (misreg_slot >= 0 && known_misregistration.empty() && !index.in_tile(t.index).empty()) {
+      w.misregistration = decoded(misreg_slot);
+    }
     if (built_up_slot >= 0 && want_built_up) {
       w.built_up = decoded(built_up_slot) >= cfg.sites.built_up_index_threshold;  // fill -1: never
     }
@@ -276,7 +299,8 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   cache.clear();
 
   // Classes, tables, attributes (the run's, with the new config), commit.
-  const auto results = accumulator.finalize(features, cfg.damage);
+  auto results = accumulator.finalize(features, cfg.damage, known_quantiles ? &*known_quantiles : nullptr);
+  for (std::size_t i = 0; i < known_misregistration.size(); ++i) results[i].misregistration = known_misregistration[i];
   accumulator = FootprintAccumulator(0);  // its sums are in `results` now
   const engine::ClassCounts counts = engine::count_classes(features, results);
   summary.scheme = cfg.damage.scheme;

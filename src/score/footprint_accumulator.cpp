@@ -245,7 +245,7 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
             // A code is score x 2^16: in 2^-24 units exactly code x 256 (= quantise_score of it).
             const std::uint16_t code = codes ? qp[lc] : code_of(sp[lc]);
             qsum += codes ? static_cast<std::int64_t>(code) * 256 : quantise_score(sp[lc]);
-            part.codes.push_back(code);
+            if (layers.codes) part.codes.push_back(code);
             if (mp[lc] == kMaskChanged) ++part.sums.changed;
             if (dp && std::isfinite(dp[lc]) && dp[lc] >= 0) {  // -1: the layer's no-value
               part.sums.misregistration_sum += std::llround(static_cast<double>(dp[lc]) * 65536.0);
@@ -274,14 +274,26 @@ ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes) {
   ScoreQuantiles q;
   if (codes.empty()) return q;
   const auto n = static_cast<double>(codes.size());
-  const auto rank = [&](double p) {
-    return static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0));
+  const auto rank = [&](double p) { return static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0)); };
+  // One pass over the high bytes finds the 256-code bin of each rank; only that bin's codes are
+  // then ordered (a feature's codes are many, the quantiles two).
+  std::array<std::uint32_t, 256> hist{};
+  for (const std::uint16_t c : codes) ++hist[c >> 8];
+  const auto value_at = [&](std::size_t k) {
+    std::size_t below = 0;
+    int bin = 0;
+    while (below + hist[static_cast<std::size_t>(bin)] <= k) below += hist[static_cast<std::size_t>(bin++)];
+    std::vector<std::uint16_t> in_bin;
+    in_bin.reserve(hist[static_cast<std::size_t>(bin)]);
+    for (const std::uint16_t c : codes) {
+      if ((c >> 8) == bin) in_bin.push_back(c);
+    }
+    const auto at = in_bin.begin() + static_cast<std::ptrdiff_t>(k - below);
+    std::nth_element(in_bin.begin(), at, in_bin.end());
+    return *at;
   };
-  const std::size_t i50 = rank(0.5), i90 = rank(0.9);
-  std::nth_element(codes.begin(), codes.begin() + static_cast<std::ptrdiff_t>(i50), codes.end());
-  q.median = codes[i50];
-  std::nth_element(codes.begin(), codes.begin() + static_cast<std::ptrdiff_t>(i90), codes.end());
-  q.p90 = codes[i90];
+  q.median = value_at(rank(0.5));
+  q.p90 = value_at(rank(0.9));
   return q;
 }
 
@@ -527,8 +539,9 @@ void FootprintAccumulator::merge_serialized(const std::vector<std::uint8_t>& byt
 }
 
 std::vector<FeatureResult> FootprintAccumulator::finalize(const std::vector<Footprint>& features,
-                                                          const DamageConfig& config) const {
-  if (features.size() != sums_.size()) {
+                                                          const DamageConfig& config,
+                                                          const std::vector<ScoreQuantiles>* known_quantiles) const {
+  if (features.size() != sums_.size() || (known_quantiles && known_quantiles->size() != sums_.size())) {
     throw Error(ErrorKind::internal,
                 "FootprintAccumulator::finalize: feature count differs from the accumulator's");
   }
@@ -537,7 +550,9 @@ std::vector<FeatureResult> FootprintAccumulator::finalize(const std::vector<Foot
   for (std::size_t i = 0; i < features.size(); ++i) {
     // Features still incomplete (no index, or merged states not yet whole) get their quantiles
     // from the codes kept so far: every tile has been added by now.
-    const ScoreQuantiles q = done_[i] ? quantiles_[i] : score_quantiles(codes_[i]);
+    const ScoreQuantiles q = known_quantiles ? (*known_quantiles)[i]
+                             : done_[i]      ? quantiles_[i]
+                                             : score_quantiles(codes_[i]);
     out.push_back(classify_feature(features[i], sums_[i], q, config));
   }
   return out;

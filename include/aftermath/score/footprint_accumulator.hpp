@@ -74,6 +74,9 @@ struct TileLayers {
   cv::Mat mask;   ///< CV_8U MaskValue
   cv::Mat
       misregistration;  ///< optional CV_32F, px (negative or NaN = unknown); empty = no such layer
+  /// Keep the valid pixels' codes for the quantiles; false when they are known already (rescore
+  /// reads them from the stored table: they do not depend on thresholds).
+  bool codes = true;
 };
 
 /// Rasterises each listed feature over `tile.core` and sums the layers (all core-sized). A pixel
@@ -143,8 +146,10 @@ class FootprintAccumulator {
   /// Adds the state of an accumulator of the same features (from serialize()). The result does
   /// not depend on the order of merges. Throws Error(internal) on a malformed or mismatched state.
   void merge_serialized(const std::vector<std::uint8_t>& bytes);
-  std::vector<FeatureResult> finalize(const std::vector<Footprint>& features,
-                                      const DamageConfig& config) const;
+  /// `known_quantiles` (one per feature), when given, replace the quantiles of the codes (a
+  /// rescore that did not collect codes).
+  std::vector<FeatureResult> finalize(const std::vector<Footprint>& features, const DamageConfig& config,
+                                      const std::vector<ScoreQuantiles>* known_quantiles = nullptr) const;
 
  private:
   void complete(std::size_t feature);
