@@ -90,7 +90,10 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
     if (ctx.collect_codes) settle_single_tile_partials(w.partials, *ctx.index);
   }
   w.misregistration.release();
-  if (cfg.sites.enabled) w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
+  if (cfg.sites.enabled) {
+    w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
+    drop_small_inner_components(w.runs, t.core, ctx.site_min_pixels);
+  }
   w.built_up.release();
   w.score.release();
   w.valid.release();

@@ -47,6 +47,7 @@ struct ClassifyContext {
   const std::vector<Footprint>* features = nullptr;
   const FootprintIndex* index = nullptr;
   bool collect_codes = true;  ///< per-feature codes for the quantiles (rescore: known, not collected)
+  std::int64_t site_min_pixels = 1;  ///< smaller components wholly inside a tile are dropped there
 };
 
 /// One tile through the pipeline.

@@ -200,6 +200,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   }
   engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
   ctx.collect_codes = !known_quantiles;
+  ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
   engine::PipelineStages stages;
   // The load stage reads the input file and the store stage writes the output: TBB may run the
   // two serial stages at the same time on two threads, and the HDF5 library of an MPI build

@@ -443,7 +443,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const int n_tiles = static_cast<int>(order.size());
   int written = 0;
   NonFiniteCounts non_finite;
-  const engine::ClassifyContext ctx{&cfg, model.threshold, &chunk_layers, &footprints.features, &index};
+  engine::ClassifyContext ctx{&cfg, model.threshold, &chunk_layers, &footprints.features, &index};
+  ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
   const int fail_tile = engine::test_fail_tile();
   engine::PipelineStages stages;
   // Parallel: aligned read of the outer window, score (then the shared classify step).

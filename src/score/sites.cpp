@@ -47,6 +47,67 @@ std::vector<MaskRun> mask_runs(const Window& core, const cv::Mat& mask, const cv
   return out;
 }
 
+namespace {
+
+std::size_t find_root(std::vector<std::size_t>& parent, std::size_t i) {
+  while (parent[i] != i) {
+    parent[i] = parent[parent[i]];
+    i = parent[i];
+  }
+  return i;
+}
+
+/// Union-find over runs sorted by row then column: a run joins the runs of the row above whose
+/// columns overlap (4-connectivity); each root is its component's earliest run.
+std::vector<std::size_t> connect_runs(const std::vector<MaskRun>& runs) {
+  std::vector<std::size_t> parent(runs.size());
+  std::iota(parent.begin(), parent.end(), std::size_t{0});
+  std::size_t above_begin = 0, above_end = 0;  // runs of the previous row: [above_begin, above_end)
+  for (std::size_t i = 0; i < runs.size();) {
+    const std::int32_t row = runs[i].row;
+    std::size_t j = i;
+    while (j < runs.size() && runs[j].row == row) ++j;
+    if (above_end > above_begin && runs[above_begin].row == row - 1) {
+      std::size_t a = above_begin;
+      for (std::size_t k = i; k < j; ++k) {
+        while (a < above_end && runs[a].x1 <= runs[k].x0) ++a;
+        for (std::size_t b = a; b < above_end && runs[b].x0 < runs[k].x1; ++b) {
+          const std::size_t ra = find_root(parent, b), rk = find_root(parent, k);
+          if (ra != rk) parent[std::max(ra, rk)] = std::min(ra, rk);
+        }
+      }
+    }
+    above_begin = i;
+    above_end = j;
+    i = j;
+  }
+  for (std::size_t i = 0; i < parent.size(); ++i) parent[i] = find_root(parent, i);
+  return parent;
+}
+
+}  // namespace
+
+void drop_small_inner_components(std::vector<MaskRun>& runs, const Window& core,
+                                 std::int64_t min_pixels) {
+  if (runs.empty() || min_pixels <= 1) return;
+  const std::vector<std::size_t> root = connect_runs(runs);
+  std::vector<std::int64_t> pixels(runs.size(), 0);
+  std::vector<char> on_edge(runs.size(), 0);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const MaskRun& r = runs[i];
+    pixels[root[i]] += r.x1 - r.x0;
+    if (r.row == core.y || r.row == core.y + core.height - 1 || r.x0 == core.x ||
+        r.x1 == core.x + core.width) {
+      on_edge[root[i]] = 1;
+    }
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (on_edge[root[i]] || pixels[root[i]] >= min_pixels) runs[kept++] = runs[i];
+  }
+  runs.resize(kept);
+}
+
 void SiteAccumulator::add(std::vector<MaskRun> runs) {
   if (runs_.empty()) {
     runs_ = std::move(runs);
@@ -76,18 +137,6 @@ void SiteAccumulator::merge_serialized(const std::vector<std::uint8_t>& bytes) {
   if (n) std::memcpy(runs_.data() + start, bytes.data() + sizeof n, n * sizeof(MaskRun));
 }
 
-namespace {
-
-std::size_t find_root(std::vector<std::size_t>& parent, std::size_t i) {
-  while (parent[i] != i) {
-    parent[i] = parent[parent[i]];
-    i = parent[i];
-  }
-  return i;
-}
-
-}  // namespace
-
 std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
                                                   double min_built_up_fraction) const {
   // Runs by row and column; runs that touch across a tile border (x1 == next x0) become one.
@@ -111,35 +160,12 @@ std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
       joined.push_back(r);
     }
   }
-  // Union-find: a run joins the runs of the row above whose columns overlap (4-connectivity).
-  std::vector<std::size_t> parent(joined.size());
-  std::iota(parent.begin(), parent.end(), std::size_t{0});
-  std::size_t above_begin = 0, above_end = 0;  // runs of the previous row: [above_begin, above_end)
-  for (std::size_t i = 0; i < joined.size();) {
-    const std::int32_t row = joined[i].row;
-    std::size_t j = i;
-    while (j < joined.size() && joined[j].row == row) ++j;
-    const bool adjacent = above_end > above_begin && joined[above_begin].row == row - 1;
-    if (adjacent) {
-      std::size_t a = above_begin;
-      for (std::size_t k = i; k < j; ++k) {
-        while (a < above_end && joined[a].x1 <= joined[k].x0) ++a;
-        for (std::size_t b = a; b < above_end && joined[b].x0 < joined[k].x1; ++b) {
-          const std::size_t ra = find_root(parent, b), rk = find_root(parent, k);
-          if (ra != rk)
-            parent[std::max(ra, rk)] = std::min(ra, rk);  // the earliest run is the root
-        }
-      }
-    }
-    above_begin = i;
-    above_end = j;
-    i = j;
-  }
+  const std::vector<std::size_t> parent = connect_runs(joined);
   // Sites in order of their root (= their first run, by row then column).
   std::vector<std::int64_t> site_of(joined.size(), -1);
   std::vector<DamageSite> sites;
   for (std::size_t i = 0; i < joined.size(); ++i) {
-    const std::size_t root = find_root(parent, i);
+    const std::size_t root = parent[i];
     if (site_of[root] < 0) {
       site_of[root] = static_cast<std::int64_t>(sites.size());
       sites.emplace_back();

@@ -26,6 +26,13 @@ struct MaskRun {
 std::vector<MaskRun> mask_runs(const Window& core, const cv::Mat& mask, const cv::Mat& codes,
                                const cv::Mat& built_up = {});
 
+/// Removes the runs of components that lie wholly inside `core` (touching none of its edge rows
+/// or columns, so no other tile can extend them) and have fewer than `min_pixels` pixels: they can
+/// never be a site. Most of a noisy mask's runs go here, in the parallel stage, instead of being
+/// kept to the end of the job. `runs` as mask_runs gives them (by row, then column). Pure.
+void drop_small_inner_components(std::vector<MaskRun>& runs, const Window& core,
+                                 std::int64_t min_pixels);
+
 /// One damage site.
 struct DamageSite {
   std::int64_t id = 0;  ///< 0-based, in order of the site's first pixel (row, then column)

@@ -279,6 +279,34 @@ TEST(DamageSites, ComponentsJoinedAcrossTilesInAnyOrderEqualConnectedComponents)
   for (const auto& s : kept) EXPECT_GE(s.pixels, cut);
 }
 
+TEST(DamageSites, SmallComponentsDroppedInsideTilesChangeNoSite) {
+  // A noisy mask: most components are a few pixels. Dropping the small ones that lie wholly
+  // inside a tile (in the parallel stage) keeps far fewer runs and gives the same sites.
+  cv::Mat score(300, 300, CV_32F);
+  cv::RNG(4).fill(score, cv::RNG::UNIFORM, 0.0, 1.0);
+  const cv::Mat valid(300, 300, CV_8U, cv::Scalar(255));
+  const cv::Mat codes = encode_scores(score, valid);
+  const cv::Mat mask = damage_mask_from_codes(codes, 0.55, 0);
+  for (const std::int64_t min_pixels : {2, 5, 20}) {
+    SiteAccumulator whole, dropped;
+    whole.add(mask_runs(Window{0, 0, 300, 300}, mask, codes));
+    const TileGrid grid(300, 300, 64, 0);
+    for (int i = 0; i < grid.count(); ++i) {
+      const Tile t = grid.tile(i);
+      auto runs = mask_runs(t.core, mask(t.core.rect()), codes(t.core.rect()));
+      drop_small_inner_components(runs, t.core, min_pixels);
+      dropped.add(std::move(runs));
+    }
+    EXPECT_LT(dropped.run_count(), whole.run_count()) << min_pixels;
+    const auto a = whole.finalize(min_pixels, 0), b = dropped.finalize(min_pixels, 0);
+    ASSERT_EQ(a.size(), b.size()) << min_pixels;
+    for (std::size_t k = 0; k < a.size(); ++k) {
+      EXPECT_EQ(a[k].runs, b[k].runs) << min_pixels << " site " << k;
+      EXPECT_EQ(a[k].mean_score, b[k].mean_score);
+    }
+  }
+}
+
 TEST(DamageSites, StatisticsAndBuiltUpFraction) {
   cv::Mat codes(20, 20, CV_16U, cv::Scalar(100)), mask(20, 20, CV_8U, cv::Scalar(kMaskUnchanged));
   cv::Mat built(20, 20, CV_8U, cv::Scalar(0));
