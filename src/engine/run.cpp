@@ -556,6 +556,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   if (writer) try {  // over ranks: rank 0 only
     writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
     if (cfg.sites.enabled) {
+      spdlog::debug("damage sites: {} runs of changed pixels kept to the end", sites.run_count());
       const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
                                         cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
       writer->write_table(engine::site_table(found, arena.execute([&] { return engine::site_outlines(found, grid); }), grid,
