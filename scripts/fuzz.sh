@@ -34,9 +34,12 @@ for t in "${targets[@]}"; do
   corpus=$work/corpus-$t; mkdir -p "$corpus"
   log=$work/$t.log
   rc=0
-  "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2560 -malloc_limit_mb=1024 -timeout=20 \
-    -max_len=65536 -artifact_prefix="$work/artifacts/$t-" -print_final_stats=1 \
+  # A hard stop besides libFuzzer's own limits: on an out-of-memory finding libFuzzer walks the
+  # sanitizer heap to print a memory profile, which took more than 10 minutes on a 2.5 GB heap.
+  timeout -s KILL $((secs + 120)) "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -rss_limit_mb=2560 \
+    -malloc_limit_mb=1024 -timeout=20 -max_len=65536 -artifact_prefix="$work/artifacts/$t-" -print_final_stats=1 \
     "$corpus" "$here/tests/fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
+  ((rc == 137)) && echo "killed after $((secs + 120)) s (an out-of-memory report taking too long?)" >>"$log"
   execs=$(grep -oP 'stat::number_of_executed_units:\s*\K\d+' "$log" | tail -1 || true)
   rate=$(grep -oP 'exec/s: \K\d+' "$log" | tail -1 || true)
   [[ -n $execs && $secs -gt 0 ]] && rate=$((execs / secs))

@@ -1150,6 +1150,11 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
   int depth = 0;          // [ { nesting
   char quote = 0;         // open ' or " (may span lines)
   int block_indent = -1;  // >= 0: inside a block scalar whose parent line had this indentation
+  // A plain scalar left open at the end of a line continues on more-indented lines, where a
+  // leading '[' or '{' is text, not a flow collection (fuzz_config: "e 'x\n {{{a\n ,b" hid a
+  // stray ',' on which yaml-cpp 0.7 loops allocating).
+  bool plain_open = false;
+  int plain_indent = -1;
   std::size_t line_no = 0, pos = 0;
   while (pos <= text.size()) {
     std::size_t end = text.find('\n', pos);
@@ -1163,9 +1168,11 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       if (indent < 0 || indent > block_indent) continue;  // block scalar content
       block_indent = -1;
     }
+    const bool continuation = plain_open && !quote && depth == 0 && indent > plain_indent;
     bool token_start =
         true;  // at the start of a token (line start, after blank or a closing quote)
     char last = 0;
+    bool commented = false;
     for (std::size_t i = 0; i < line.size(); ++i) {
       const char c = line[i];
       if (quote) {
@@ -1181,14 +1188,17 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
         }
         continue;
       }
-      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) break;
+      if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+        commented = true;
+        break;
+      }
       if ((c == '\'' || c == '"') && token_start) {
         quote = c;
         continue;
       }
       // A '[' or '{' opens a flow collection only where a token starts (or inside one); elsewhere
       // it is plain text ("a{b"), and counting it would hide a stray ',' below (fuzz_config).
-      if ((c == '[' || c == '{') && (token_start || depth > 0)) {
+      if ((c == '[' || c == '{') && ((token_start && !(continuation && i == first)) || depth > 0)) {
         ++depth;
         token_start = true;
         continue;
@@ -1240,7 +1250,11 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
         head.find_first_not_of("+-0123456789", bar + 1) == std::string::npos) {
       block_indent = std::max(indent, 0);
     }
-    (void)last;
+    if (indent >= 0) {
+      const bool open = !commented && !quote && depth == 0 && !token_start && last != ':' && last != '-';
+      if (open && !continuation) plain_indent = indent;
+      plain_open = open;
+    }
   }
 }
 

@@ -706,6 +706,16 @@ TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
     EXPECT_NE(std::string(e.what()).find("f.yaml:2:"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: a{b}c\n"));
+  // Fifth finding (this session's CI-style fuzz run): the '{' starts the continuation line of a
+  // plain scalar ("e '0:.3" then " {{{ni..."), so it is text too; the ',' below is stray.
+  try {
+    parse_config("e '0:.3\n {{{ni\"{ #0.3\n ,2value:  :0.9\n ,2value:  :0.9\n \"\"B0\3319\"B\"\".", "f.yaml");
+    ADD_FAILURE() << "accepted the brace-on-a-continuation-line case";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
+  }
+  // A flow value on the line after its key still parses.
+  EXPECT_NO_THROW(parse_config(std::string(kHeader) + "input:\n  allowed_drivers:\n    [GTiff, VRT]\n"));
   // Fourth finding: an explicit key after a tagged or anchored node hangs yaml-cpp 0.7
   // ("!u x" / "&a x" then "? a"); explicit keys are refused wherever they stand.
   for (const char* text : {"!u x\n? a\n", "&a x\n?\n", "!u# e\n? open_rBBB\n", "grid:\n  ? crs\n  : x\n"}) {
