@@ -98,16 +98,8 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
         const auto* s = score.ptr<float>(r);
         for (int c = 0; c < w.width; ++c) {
           if (!tok[c] || m[c] == kMaskInvalid) continue;
-          const bool tr = tv[c] != 0.0f, pr = m[c] == kMaskChanged;
-          auto& b = e.pixels;
-          if (pr && tr)
-            ++b.tp;
-          else if (pr)
-            ++b.fp;
-          else if (tr)
-            ++b.fn;
-          else
-            ++b.tn;
+          const bool tr = tv[c] != 0.0f;
+          e.pixels.add(m[c] == kMaskChanged, tr);
           const float sv = std::isfinite(s[c]) ? std::clamp(s[c], 0.0f, 1.0f) : 0.0f;
           const int bin = std::min(kPixelBins - 1, static_cast<int>(sv * kPixelBins));
           ++(tr ? e.pixel_pos_hist : e.pixel_neg_hist)[static_cast<std::size_t>(bin)];
@@ -184,18 +176,8 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
     p_all.push_back(damage[f]);
     for (std::size_t k = 0; k < 3 && e.operating_points; ++k) {
       const int p = op_class[k][f] > 3 ? 0 : op_class[k][f];
-      const auto tally = [](BinaryMetrics& b, bool tr, bool pr) {
-        if (pr && tr)
-          ++b.tp;
-        else if (pr)
-          ++b.fp;
-        else if (tr)
-          ++b.fn;
-        else
-          ++b.tn;
-      };
-      tally(e.destroyed_at[k], t == 3, p == 3);
-      tally(e.severe_at[k], t >= 2, p >= 2);
+      e.destroyed_at[k].add(p == 3, t == 3);
+      e.severe_at[k].add(p >= 2, t >= 2);
     }
     e.feature_metric.push_back(metric[f]);
     e.feature_truth.push_back(t);
@@ -212,17 +194,9 @@ Evaluation evaluate_output(const EvaluateRequest& req) {
   }
   std::vector<bool> damaged_truth;
   for (std::size_t i = 0; i < t_all.size(); ++i) {
-    const bool tr = t_all[i] >= 1, pr = p_all[i] >= 1;
+    const bool tr = t_all[i] >= 1;
     damaged_truth.push_back(tr);
-    auto& b = e.damaged;
-    if (pr && tr)
-      ++b.tp;
-    else if (pr)
-      ++b.fp;
-    else if (tr)
-      ++b.fn;
-    else
-      ++b.tn;
+    e.damaged.add(p_all[i] >= 1, tr);
   }
   e.roc_auc = roc_auc(e.feature_metric, damaged_truth);
   e.damage_f1_harmonic = xview2_harmonic_mean({f1s.begin(), f1s.end()});

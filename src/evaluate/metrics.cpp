@@ -24,13 +24,7 @@ BinaryMetrics binary_metrics(const std::vector<bool>& predicted, const std::vect
     throw Error(ErrorKind::internal, "binary_metrics: predicted and truth differ in length");
   }
   BinaryMetrics m;
-  for (std::size_t i = 0; i < truth.size(); ++i) {
-    const bool p = predicted[i], t = truth[i];
-    if (p && t) ++m.tp;
-    else if (p) ++m.fp;
-    else if (t) ++m.fn;
-    else ++m.tn;
-  }
+  for (std::size_t i = 0; i < truth.size(); ++i) m.add(predicted[i], truth[i]);
   return m;
 }
 
@@ -103,13 +97,7 @@ std::vector<SweepPoint> threshold_sweep(const std::vector<double>& scores, const
   for (const double t : thresholds) {
     SweepPoint p;
     p.threshold = t;
-    for (std::size_t i = 0; i < scores.size(); ++i) {
-      const bool pr = scores[i] >= t, tr = truth[i];
-      if (pr && tr) ++p.counts.tp;
-      else if (pr) ++p.counts.fp;
-      else if (tr) ++p.counts.fn;
-      else ++p.counts.tn;
-    }
+    for (std::size_t i = 0; i < scores.size(); ++i) p.counts.add(scores[i] >= t, truth[i]);
     out.push_back(p);
   }
   return out;

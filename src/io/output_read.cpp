@@ -37,6 +37,19 @@ void append_polygon_rings(const OGRPolygon* poly, const Grid& grid,
   }
 }
 
+/// The geometry of a WKT string, or nullptr for an empty or unreadable one (GDAL's message kept
+/// out of the log).
+std::unique_ptr<OGRGeometry> parse_wkt(const std::string& wkt) {
+  if (wkt.empty()) return nullptr;
+  io_detail::ErrorCapture cap;
+  OGRGeometry* raw = nullptr;
+  if (OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &raw) != OGRERR_NONE || !raw) {
+    delete raw;
+    return nullptr;
+  }
+  return std::unique_ptr<OGRGeometry>(raw);
+}
+
 [[noreturn]] void h5fail(ErrorKind kind, const std::string& path, const std::string& what) {
   const std::string cause = h5::last_error();
   throw Error(kind, path + ": " + what + (cause.empty() ? "" : " (" + cause + ")"));
@@ -46,14 +59,8 @@ void append_polygon_rings(const OGRPolygon* poly, const Grid& grid,
 
 std::vector<std::vector<cv::Point2d>> rings_from_wkt(const std::string& wkt, const Grid& grid) {
   std::vector<std::vector<cv::Point2d>> rings;
-  if (wkt.empty()) return rings;
-  io_detail::ErrorCapture cap;
-  OGRGeometry* raw = nullptr;
-  if (OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &raw) != OGRERR_NONE || !raw) {
-    delete raw;
-    return rings;
-  }
-  std::unique_ptr<OGRGeometry> g(raw);
+  const auto g = parse_wkt(wkt);
+  if (!g) return rings;
   const auto type = wkbFlatten(g->getGeometryType());
   if (type == wkbPolygon) {
     append_polygon_rings(g->toPolygon(), grid, rings);
@@ -67,14 +74,8 @@ std::vector<std::vector<cv::Point2d>> rings_from_wkt(const std::string& wkt, con
 
 std::vector<std::vector<cv::Point2d>> lines_from_wkt(const std::string& wkt, const Grid& grid) {
   std::vector<std::vector<cv::Point2d>> lines;
-  if (wkt.empty()) return lines;
-  io_detail::ErrorCapture cap;
-  OGRGeometry* raw = nullptr;
-  if (OGRGeometryFactory::createFromWkt(wkt.c_str(), nullptr, &raw) != OGRERR_NONE || !raw) {
-    delete raw;
-    return lines;
-  }
-  std::unique_ptr<OGRGeometry> g(raw);
+  const auto g = parse_wkt(wkt);
+  if (!g) return lines;
   const auto add = [&](const OGRLineString* l) {
     std::vector<cv::Point2d> pts;
     for (int k = 0; k < l->getNumPoints(); ++k)

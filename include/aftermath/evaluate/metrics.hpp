@@ -10,6 +10,8 @@ namespace aftermath {
 
 struct BinaryMetrics {
   std::int64_t tp = 0, fp = 0, fn = 0, tn = 0;
+  /// Counts one item: predicted positive or not, truly positive or not.
+  void add(bool predicted, bool truth) { ++(predicted ? (truth ? tp : fp) : (truth ? fn : tn)); }
   double precision() const;  ///< tp / (tp + fp); 0 when undefined
   double recall() const;     ///< tp / (tp + fn); 0 when undefined
   double f1() const;         ///< harmonic mean; 0 when undefined
