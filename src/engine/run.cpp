@@ -56,6 +56,7 @@ bool cancel_requested() noexcept { return g_cancel.load(std::memory_order_relaxe
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kStripPx = 2048;  // width of the vertical strips of tiles the run goes through
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -252,6 +253,18 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       });
     });
   }
+  // Decoded input blocks shared by the threads' readers of each scene (a block under the halo of
+  // neighbouring tiles is decoded once). Sized for about four tile rows of a tile strip (the
+  // order below) at 2 bytes per band and pixel plus the validity byte; more is never needed.
+  const int strip_px = std::max(1, kStripPx / cfg.tiling.tile_size) * cfg.tiling.tile_size;
+  auto block_cache = [&](const SceneInfo& scene) {
+    const std::size_t window_px =
+        static_cast<std::size_t>(strip_px + 2 * cfg.tiling.halo + 1024) *
+        static_cast<std::size_t>(cfg.tiling.tile_size + 2 * cfg.tiling.halo);
+    return std::make_shared<SceneBlockCache>(4 * window_px *
+                                             (2 * static_cast<std::size_t>(scene.band_count) + 1));
+  };
+  const auto pre_blocks = block_cache(plan.pre), post_blocks = block_cache(plan.post);
   tbb::enumerable_thread_specific<std::optional<Readers>> readers;
   auto thread_readers = [&]() -> Readers& {
     auto& slot = readers.local();
@@ -259,7 +272,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       std::vector<SceneReader> more_pre, more_post;
       for (const auto& s : plan.more_pre) more_pre.emplace_back(s, grid, plan.pre_read);
       for (const auto& s : plan.more_post) more_post.emplace_back(s, grid, plan.post_read);
-      slot.emplace(Readers{SceneReader(plan.pre, grid, plan.pre_read), SceneReader(plan.post, grid, plan.post_read),
+      slot.emplace(Readers{SceneReader(plan.pre, grid, plan.pre_read, pre_blocks),
+                           SceneReader(plan.post, grid, plan.post_read, post_blocks),
                            std::move(more_pre), std::move(more_post)});
     }
     return *slot;
@@ -438,8 +452,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const int tokens = cfg.tiling.tiles_in_flight > 0 ? cfg.tiling.tiles_in_flight : 2 * threads;
   // Strips about 2048 px wide: the input blocks under the tile row above stay cached. Over
   // ranks, this rank's block of tile rows.
-  const std::vector<int> order =
-      engine::rank_tile_order(tiles, std::max(1, 2048 / cfg.tiling.tile_size), comm.rank(), comm.size());
+  const std::vector<int> order = engine::rank_tile_order(
+      tiles, std::max(1, kStripPx / cfg.tiling.tile_size), comm.rank(), comm.size());
   const int n_tiles = static_cast<int>(order.size());
   int written = 0;
   NonFiniteCounts non_finite;
@@ -550,6 +564,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     const std::string w = fmt::format("0 of {} features intersect the analysis grid", summary.features);
     spdlog::warn("{}", w);
     summary.warnings.push_back(w);
+  }
+  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
+    const auto st = blocks->stats();
+    spdlog::debug("input blocks: {} decoded, {} reads from the shared cache", st.decoded,
+                  st.reused);
   }
   const Registration& reg = model.registration;
   std::exception_ptr write_failed;

@@ -70,13 +70,41 @@ struct ReadOptions {
   std::string resampling = "bilinear";  ///< nearest | bilinear | cubic, used when warping
 };
 
+/// Decoded blocks of one scene, shared by the SceneReaders of that scene (one per thread): a
+/// block under the halo of several tiles is decoded once, whichever thread reads it first (the
+/// others wait for it). Bounded: beyond `capacity_bytes` the least recently used blocks are
+/// dropped (and decoded again if read again), so memory follows the tiles in flight, not the
+/// scene. Thread-safe. Used on the direct path of a tiled file only (blocks at most 1024 px a
+/// side); other reads go to GDAL as before. Values are exactly what a direct read gives.
+class SceneBlockCache {
+ public:
+  explicit SceneBlockCache(std::size_t capacity_bytes);
+  ~SceneBlockCache();
+  SceneBlockCache(const SceneBlockCache&) = delete;
+  SceneBlockCache& operator=(const SceneBlockCache&) = delete;
+
+  struct Stats {
+    std::int64_t decoded = 0;  ///< blocks decoded (a block dropped and read again counts twice)
+    std::int64_t reused = 0;   ///< block reads served from the cache
+  };
+  Stats stats() const;
+
+  struct Impl;  // defined in scene.cpp
+
+ private:
+  friend class SceneReader;
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Reads windows of one scene resampled onto an analysis grid. Owns its own GDAL dataset
 /// handle: create one per thread; an instance is not thread-safe. When the scene's grid is the
 /// analysis grid up to an integer offset, windows are read directly (no resampling); otherwise
-/// they are warped window by window (the scene is never copied whole).
+/// they are warped window by window (the scene is never copied whole). `blocks` (optional, shared
+/// by the readers of the same scene) caches decoded blocks across threads.
 class SceneReader {
  public:
-  SceneReader(const SceneInfo& scene, const Grid& analysis_grid, const ReadOptions& options);
+  SceneReader(const SceneInfo& scene, const Grid& analysis_grid, const ReadOptions& options,
+              std::shared_ptr<SceneBlockCache> blocks = nullptr);
   ~SceneReader();
   SceneReader(SceneReader&&) noexcept;
   SceneReader& operator=(SceneReader&&) noexcept;

@@ -1,5 +1,9 @@
 // Unit tests of io/scene: open_scene validation, SceneReader (direct and warp paths),
 // CRS helpers, write_geotiff and sha256_file. Inputs are generated under a temporary directory.
+#include <gdal.h>
+#include <gdal_utils.h>
+#include <gtest/gtest.h>
+#include <ogr_spatialref.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -8,13 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <string>
-
-#include <gdal.h>
-#include <gdal_utils.h>
-#include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
-#include <ogr_spatialref.h>
+#include <string>
+#include <thread>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/io/scene.hpp"
@@ -166,6 +166,77 @@ TEST_F(SceneTest, IntegerOffsetIsDirect) {
   shifted.geotransform[0] += 0.5;  // half a pixel: must warp
   SceneReader r2(info, shifted, ReadOptions{});
   EXPECT_FALSE(r2.direct());
+}
+
+TEST_F(SceneTest, SharedBlockCacheReadsWhatADirectReadGives) {
+  // 4 bands of uint16 in 256 px tiles, a nodata value, read through a grid offset by a few px:
+  // windows from two threads through one small cache (evicting) equal plain direct reads.
+  const Grid g = utm_grid(700, 600);
+  std::vector<cv::Mat> bands;
+  for (int k = 0; k < 4; ++k) {
+    cv::Mat b;
+    test::make_texture(700, 600, 11 + k).convertTo(b, CV_16U, 100, 1000);
+    b(cv::Rect(30 + 40 * k, 50, 20, 300)).setTo(0);  // nodata stripes, a different one per band
+    bands.push_back(b);
+  }
+  write_geotiff(path("u.tif"), g, bands, 0.0);
+  const SceneInfo info = open_scene(path("u.tif"), InputConfig{});
+  Grid sub = g;
+  sub.geotransform[0] += 7;
+  sub.geotransform[3] -= 3;
+  sub.width = 650;
+  sub.height = 590;
+  auto cache = std::make_shared<SceneBlockCache>(6u << 20);  // a few blocks: evicts
+  std::vector<Window> windows;
+  for (int y = -40; y < 600; y += 97) {
+    for (int x = -40; x < 660; x += 131) windows.push_back(Window{x, y, 180, 150});
+  }
+  SceneReader plain(info, sub, ReadOptions{});
+  std::vector<SceneWindow> expected;
+  for (const auto& w : windows) expected.push_back(plain.read(w));
+  std::vector<std::vector<SceneWindow>> got(2);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      SceneReader r(info, sub, ReadOptions{}, cache);
+      for (std::size_t i = 0; i < windows.size(); ++i)
+        got[t].push_back(r.read(windows[(i + 5 * t) % windows.size()]));
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 2; ++t) {
+    for (std::size_t i = 0; i < windows.size(); ++i) {
+      const SceneWindow& e = expected[(i + 5 * t) % windows.size()];
+      const SceneWindow& a = got[t][i];
+      ASSERT_EQ(a.bands.size(), 4u);
+      EXPECT_EQ(cv::norm(a.valid, e.valid, cv::NORM_INF), 0.0) << i;
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(max_abs_diff(a.bands[k], e.bands[k]), 0.0) << i << " band " << k;
+    }
+  }
+  const auto st = cache->stats();
+  EXPECT_GT(st.decoded, 0);
+  EXPECT_GT(st.reused, 0);
+}
+
+TEST_F(SceneTest, SharedBlockCacheReportsACorruptBlock) {
+  const Grid g = utm_grid(512, 512);
+  cv::Mat noise(512, 512, CV_32F);
+  cv::randu(noise, 0, 1000);
+  write_geotiff(path("c.tif"), g, {noise});
+  {
+    std::fstream f(path("c.tif"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(path("c.tif")) / 2));
+    const std::string junk(4096, '\x5a');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  const SceneInfo info = open_scene(path("c.tif"), InputConfig{});
+  SceneReader reader(info, info.grid, ReadOptions{}, std::make_shared<SceneBlockCache>(64u << 20));
+  expect_error(
+      [&] {
+        reader.read(Window{0, 0, 512, 512});
+      },
+      ErrorKind::input, {"c.tif", "read failed"});
 }
 
 TEST_F(SceneTest, NodataPixelsInvalidAndOverride) {
