@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <opencv2/imgproc.hpp>
@@ -91,6 +92,46 @@ void check_pair(const BandPair& p, const char* who) {
   }
 }
 
+std::uint32_t float_bits(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+float float_from_bits(std::uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof f);
+  return f;
+}
+constexpr std::uint32_t kExponent = 0x7f800000u;  // all ones: inf or NaN
+
+// The row kernels of CVA, written without branches so that they vectorise, and compiled for
+// AVX2 as well (chosen at run time; no FMA, -ffp-contract=off): every version gives the values
+// of the per-pixel formulation, bit for bit.
+
+/// e = post - pre in float, 0 where that is not finite (box_differences with r = 0); `bad` |= 1
+/// where pre or post is not finite (exactly where the double difference is not finite).
+__attribute__((target_clones("avx2", "default"))) void cva_difference_row(const float* pre,
+                                                                          const float* post,
+                                                                          int cols, float* e,
+                                                                          std::uint32_t* bad) {
+  for (int c = 0; c < cols; ++c) {
+    const std::uint32_t db = float_bits(post[c] - pre[c]);
+    e[c] = float_from_bits(db & -static_cast<std::uint32_t>((db & kExponent) != kExponent));
+    bad[c] |= static_cast<std::uint32_t>((float_bits(pre[c]) & kExponent) == kExponent) |
+              static_cast<std::uint32_t>((float_bits(post[c]) & kExponent) == kExponent);
+  }
+}
+
+/// m2 += z^2, z = (e - median) x inv_sigma.
+__attribute__((target_clones("avx2", "default"))) void cva_square_row(const float* e, double median,
+                                                                      double inv_sigma, int cols,
+                                                                      double* m2) {
+  for (int c = 0; c < cols; ++c) {
+    const double z = (static_cast<double>(e[c]) - median) * inv_sigma;
+    m2[c] += z * z;
+  }
+}
+
 /// Change-vector analysis. Per band b: d = post - pre, z = (d - median_b) / sigma_b with
 /// sigma_b = the no-change scale of d over the fit samples (see no_change_sigma); m^2 = mean_b z^2;
 /// score = m^2 / (m^2 + s^2).
@@ -175,33 +216,34 @@ class CvaDetector final : public Detector {
     if (bands == 0) return out;
     std::vector<double> inv(bands);
     for (std::size_t b = 0; b < bands; ++b) inv[b] = 1.0 / sigma_[b];
-    const std::vector<cv::Mat> diffs = box_differences(w, radius_);
-    std::vector<const float*> pre(bands), post(bands), diff(bands);
+    // Radius 0 (the default): the differences are taken inline, as box_differences(r = 0) takes
+    // them, instead of in a pass of their own. Bands run in the outer loop over row buffers, so
+    // the inner loops are branch-free and vectorise. Per pixel the values are those of the
+    // per-pixel formulation: squares summed in band order from 0; a pixel whose pre or post is
+    // not finite in some band had a non-finite m^2 there and scored 0, it is flagged instead.
+    const std::vector<cv::Mat> diffs =
+        radius_ == 0 ? std::vector<cv::Mat>{} : box_differences(w, radius_);
+    const auto cols = static_cast<std::size_t>(out.cols);
+    std::vector<double> m2(cols);
+    std::vector<float> e(cols);
+    std::vector<std::uint32_t> bad(cols);
+    const double nb = static_cast<double>(bands);
     for (int r = 0; r < out.rows; ++r) {
       const auto* v = w.valid.ptr<std::uint8_t>(r);
+      std::fill(m2.begin(), m2.end(), 0.0);
+      std::fill(bad.begin(), bad.end(), 0u);
       for (std::size_t b = 0; b < bands; ++b) {
-        pre[b] = w.pre[b].ptr<float>(r);
-        post[b] = w.post[b].ptr<float>(r);
-        diff[b] = diffs[b].ptr<float>(r);
+        cva_difference_row(w.pre[b].ptr<float>(r), w.post[b].ptr<float>(r), out.cols, e.data(),
+                           bad.data());
+        cva_square_row(diffs.empty() ? e.data() : diffs[b].ptr<float>(r), median_[b], inv[b],
+                       out.cols, m2.data());
       }
       auto* o = out.ptr<float>(r);
-      for (int c = 0; c < out.cols; ++c) {
+      for (std::size_t c = 0; c < cols; ++c) {
         if (v[c] == 0) continue;
-        double m2 = 0;
-        for (std::size_t b = 0; b < bands; ++b) {
-          const double raw = static_cast<double>(post[b][c]) - pre[b][c];
-          const double z = (std::isfinite(raw) ? diff[b][c] - median_[b] : raw) * inv[b];
-          m2 += z * z;
-        }
-        m2 /= static_cast<double>(bands);
-        double s;
-        if (!std::isfinite(m2)) {
-          s = 0.0;  // non-finite input at a "valid" pixel: no evidence of change (as every
-                    // detector)
-        } else {
-          s = m2 / (m2 + s2_);
-        }
-        o[c] = static_cast<float>(s);
+        const double q = m2[c] / nb;
+        // Non-finite input at a "valid" pixel: no evidence of change (as every detector).
+        o[c] = bad[c] != 0 || !std::isfinite(q) ? 0.0f : static_cast<float>(q / (q + s2_));
       }
     }
     return out;

@@ -315,6 +315,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                  "{:.3f} -> {:.3f} px",
                  reg.model, reg.shift.x, reg.shift.y, reg.kept, reg.dropped, reg.rmse_before, reg.rmse_after);
 
+    const double t_aligned = seconds_since(t_est);
     // Samples for the job-level statistics: the central part (at most 128 px square) of the same
     // windows, post aligned: a few hundred thousand pixels spread over the scene are plenty for
     // medians and histograms, and keep the estimate stage short.
@@ -325,6 +326,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       const Window centre{w.x + (w.width - sw) / 2, w.y + (w.height - sh) / 2, sw, sh};
       samples[i] = read_pair(thread_readers(), centre, reg, nullptr);
     });
+    const double t_sampled = seconds_since(t_est);
     // Normalisation fitted on all samples at once (concatenated as one row per window).
     std::vector<cv::Mat> pre_cat, post_cat;
     cv::Mat valid_cat;
@@ -353,8 +355,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                    model.normalisation.invariant_pixels);
     }
     for (auto& s : samples) aftermath::apply(model.normalisation, s.post);
+    const double t_normalised = seconds_since(t_est);
     model.detector = make_detector(cfg.detect);
     model.detector->fit(samples);
+    const double t_fitted = seconds_since(t_est);
     for (const auto& [key, values] : model.detector->fit_report()) {
       spdlog::info("detector {}: {} = [{}]", model.detector->name(), key, fmt::join(values, ", "));
     }
@@ -378,6 +382,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       model.pre_stretch = engine::fit_stretch(pre_bands, valids);
       model.post_stretch = engine::fit_stretch(post_bands, valids);
     }
+    spdlog::debug(
+        "estimate: alignment {:.3f} s, samples {:.3f} s, radiometry {:.3f} s, detector {:.3f} s, "
+        "threshold and stretches {:.3f} s",
+        t_aligned, t_sampled - t_aligned, t_normalised - t_sampled, t_fitted - t_normalised,
+        seconds_since(t_est) - t_fitted);
     if (hist.total() == 0) {
       const std::string w = "no valid pixel in the sampled windows: every feature will be no-data";
       spdlog::warn("{}", w);
