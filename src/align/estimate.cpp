@@ -254,10 +254,6 @@ void add_warning(Registration& r, const std::string& w) {
 
 }  // namespace
 
-void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body) {
-  for (std::size_t i = 0; i < n; ++i) body(i);
-}
-
 Registration estimate_registration(int width, int height, const AlignConfig& config,
                                    const WindowReader& read, const ForEach& for_each) {
   const std::vector<Window> windows = tie_point_windows(width, height, config);

@@ -19,7 +19,8 @@
 namespace aftermath {
 namespace {
 
-double median_of(std::vector<double> v) {
+/// Median of a copy (the caller's vector keeps its order).
+double median_copy(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -364,12 +365,12 @@ Registration fit_translation(std::vector<TiePoint> ties, const AlignConfig& /*co
     xs.push_back(ties[i].shift.x);
     ys.push_back(ties[i].shift.y);
   }
-  const cv::Point2d centre(median_of(xs), median_of(ys));
+  const cv::Point2d centre(median_copy(xs), median_copy(ys));
   std::vector<double> dist;
   for (std::size_t i : usable)
     dist.push_back(std::hypot(ties[i].shift.x - centre.x, ties[i].shift.y - centre.y));
   // The distances are absolute deviations from the robust centre: their median is the MAD.
-  const double mad = median_of(dist);
+  const double mad = median_copy(dist);
   const double limit = std::max(3.0 * 1.4826 * mad, 0.5);
 
   cv::Point2d sum(0, 0);

@@ -25,4 +25,8 @@ std::string utc_timestamp() {
   return buf;
 }
 
+void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body) {
+  for (std::size_t i = 0; i < n; ++i) body(i);
+}
+
 }  // namespace aftermath

@@ -347,7 +347,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       for (auto& s : samples) vs.push_back(s.valid.reshape(1, 1));
       if (!vs.empty()) cv::hconcat(vs, valid_cat);
     }
-    model.normalisation = fit_normalisation(cfg.radiometry, pre_cat, post_cat, valid_cat);
+    model.normalisation = fit_normalisation(cfg.radiometry, pre_cat, post_cat, valid_cat,
+                                            engine::arena_for_each(arena));
     if (model.normalisation.method == "irmad") {
       const auto& m = model.normalisation.irmad;
       spdlog::info("radiometry irmad: {} iterations ({}), canonical correlations [{:.4f}], {} invariant pixels",

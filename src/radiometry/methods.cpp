@@ -224,12 +224,13 @@ void apply(const HistogramMatch& h, std::vector<cv::Mat>& post_bands) {
 }
 
 Normalisation fit_normalisation(const RadiometryConfig& config, const std::vector<cv::Mat>& pre,
-                                const std::vector<cv::Mat>& post, const cv::Mat& valid) {
+                                const std::vector<cv::Mat>& post, const cv::Mat& valid,
+                                const ForEach& for_each) {
   Normalisation n;
   n.method = config.method;
   if (config.method == "none") return n;
   if (config.method == "robust-linear") {
-    n.linear = fit_robust_linear(pre, post, valid);
+    n.linear = fit_robust_linear(pre, post, valid, for_each);
   } else if (config.method == "irmad") {
     n.linear = fit_irmad_linear(pre, post, valid, config.irmad_no_change_probability, &n.irmad,
                                 &n.invariant_pixels);

@@ -64,8 +64,9 @@ void fit_band(const cv::Mat& pre, const cv::Mat& post, const cv::Mat& use, std::
 
 }  // namespace
 
-LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std::vector<cv::Mat>& post,
-                                      const cv::Mat& valid) {
+LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
+                                      const std::vector<cv::Mat>& post, const cv::Mat& valid,
+                                      const ForEach& for_each) {
   if (pre.size() != post.size()) {
     throw Error(ErrorKind::internal, "fit_robust_linear: pre and post band counts differ");
   }
@@ -101,8 +102,28 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std
   }
   if (usable_count == 0) return n;  // no valid pixel: identity
 
-  std::vector<double> a, b;
-  for (std::size_t k = 0; k < bands; ++k) fit_band(pre[k], post[k], usable, a, b, n.gain[k], n.offset[k]);
+  // Scratch per band: the bands' statistics are independent (bodies of `for_each`).
+  std::vector<std::vector<double>> as(bands), bs(bands);
+  auto fit_bands = [&](const cv::Mat& use) {
+    for_each(bands, [&](std::size_t k) {
+      fit_band(pre[k], post[k], use, as[k], bs[k], n.gain[k], n.offset[k]);
+    });
+  };
+  fit_bands(usable);
+  // 1e-4 x (1 + median |pre|): the sigma floor of each band, over the usable pixels (fixed).
+  std::vector<double> floors(bands);
+  for_each(bands, [&](std::size_t k) {
+    auto& b = bs[k];
+    b.clear();
+    for (int r = 0; r < usable.rows; ++r) {
+      const auto* u = usable.ptr<std::uint8_t>(r);
+      const auto* p = pre[k].ptr<float>(r);
+      for (int c = 0; c < usable.cols; ++c) {
+        if (u[c] != 0) b.push_back(std::abs(static_cast<double>(p[c])));
+      }
+    }
+    floors[k] = 1e-4 * (1.0 + median_of(b));
+  });
 
   // Refinement: changed pixels (rubble, new roofs) bias a median/MAD match. Keep the pixels whose
   // normalised residual g*post + o - pre lies within kKeepSigmas robust sigmas of its median in
@@ -112,9 +133,9 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std
   const std::int64_t min_keep = std::max<std::int64_t>(16, usable_count / 4);
   for (int round = 0; round < kRefineRounds; ++round) {
     std::vector<double> med(bands), sigma(bands);
-    for (std::size_t k = 0; k < bands; ++k) {
+    for_each(bands, [&](std::size_t k) {
+      auto& a = as[k];
       a.clear();
-      b.clear();
       for (int r = 0; r < usable.rows; ++r) {
         const auto* u = usable.ptr<std::uint8_t>(r);
         const auto* p = pre[k].ptr<float>(r);
@@ -122,13 +143,11 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std
         for (int c = 0; c < usable.cols; ++c) {
           if (u[c] == 0) continue;
           a.push_back(n.gain[k] * q[c] + n.offset[k] - p[c]);
-          b.push_back(std::abs(static_cast<double>(p[c])));
         }
       }
       med[k] = median_of(a);
-      const double floor = 1e-4 * (1.0 + median_of(b));
-      sigma[k] = std::max(1.4826 * mad_of(a, med[k]), floor);
-    }
+      sigma[k] = std::max(1.4826 * mad_of(a, med[k]), floors[k]);
+    });
     cv::Mat next(valid.size(), CV_8U, cv::Scalar(0));
     std::int64_t kept = 0;
     for (int r = 0; r < usable.rows; ++r) {
@@ -150,7 +169,7 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre, const std
     if (kept < min_keep) break;  // too few "unchanged" pixels to trust: keep the current fit
     if (cv::countNonZero(next != keep) == 0) break;
     keep = next;
-    for (std::size_t k = 0; k < bands; ++k) fit_band(pre[k], post[k], keep, a, b, n.gain[k], n.offset[k]);
+    fit_bands(keep);
   }
   return n;
 }

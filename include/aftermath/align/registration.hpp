@@ -17,6 +17,7 @@
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/grid.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath {
 
@@ -151,10 +152,7 @@ struct IntensityWindow {
 /// Reads a window of the pre (post = false) or post scene. Must be callable concurrently when
 /// the ForEach runs bodies concurrently (the engine gives each thread its own reader).
 using WindowReader = std::function<IntensityWindow(bool post, const Window& window)>;
-/// Runs body(i) for every i in [0, n) and returns when all are done, in any order or concurrently.
-using ForEach = std::function<void(std::size_t n, const std::function<void(std::size_t)>& body)>;
-/// Runs the bodies one after another.
-void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body);
+// ForEach, for_each_serial: aftermath/core/util.hpp.
 
 /// The whole estimation on a width x height grid, reading only the windows it needs:
 ///  1. a coarse shift from the central window (side max(1024, 4 x max_shift_px), at most 4096,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aftermath/config/config.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/radiometry/irmad.hpp"
 
 namespace aftermath {
@@ -24,8 +25,11 @@ struct LinearNormalisation {
 /// Per band gain = MAD(pre) / MAD(post), offset = median(pre) - gain * median(post) (exact
 /// medians). Changed pixels would bias that match, so it is refined (up to 3 rounds) on the
 /// pixels whose normalised residual is within 3 robust sigmas of its median in every band.
+/// The bands' statistics are computed through `for_each` (one body per band); the result does
+/// not depend on it.
 LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
-                                      const std::vector<cv::Mat>& post, const cv::Mat& valid);
+                                      const std::vector<cv::Mat>& post, const cv::Mat& valid,
+                                      const ForEach& for_each = for_each_serial);
 
 /// Applies the map in place to post bands.
 void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands);
@@ -65,7 +69,8 @@ struct Normalisation {
 /// Fits the configured normalisation (inputs as fit_robust_linear). Throws Error(usage) for an
 /// unknown method.
 Normalisation fit_normalisation(const RadiometryConfig& config, const std::vector<cv::Mat>& pre,
-                                const std::vector<cv::Mat>& post, const cv::Mat& valid);
+                                const std::vector<cv::Mat>& post, const cv::Mat& valid,
+                                const ForEach& for_each = for_each_serial);
 /// Applies it in place to post bands (CV_32F); NaN stays NaN.
 void apply(const Normalisation& n, std::vector<cv::Mat>& post_bands);
 
