@@ -223,7 +223,8 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
       float* wp = weight.ptr<float>(y);
       for (int x = 0; x < w; ++x) {
         const double t = std::min(static_cast<double>(d[x]) / kTaperPx, 1.0);
-        wp[x] *= static_cast<float>(0.5 - 0.5 * std::cos(kPi * t));
+        // At t = 1 the factor is exactly 1 (cos(pi) rounds to -1): most pixels, no cosine.
+        if (t < 1.0) wp[x] *= static_cast<float>(0.5 - 0.5 * std::cos(kPi * t));
       }
     }
   }
