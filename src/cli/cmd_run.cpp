@@ -59,6 +59,13 @@ void print_summary(const RunSummary& s) {
   if (!s.warnings.empty()) std::cout << fmt::format("warnings    {}\n", s.warnings.size());
 }
 
+void print_profile(const RunSummary& s) {
+  std::cout << "profile\n";
+  std::cout << fmt::format("  {:<56} {:8.3f} s\n", "plan", s.times.plan);
+  for (const auto& [name, seconds] : s.times.parts)
+    std::cout << fmt::format("  {:<56} {:8.3f} s\n", name, seconds);
+}
+
 }  // namespace
 
 Command add_run(CLI::App& app) {
@@ -67,6 +74,7 @@ Command add_run(CLI::App& app) {
     std::vector<std::string> pre, post;  // first scene of each side, then the stack's others
     std::vector<std::string> overrides;
     std::string export_dir;
+    bool profile = false;
   };
   auto o = std::make_shared<Options>();
   auto* run = app.add_subcommand(
@@ -88,6 +96,9 @@ Command add_run(CLI::App& app) {
   run->add_option("--threads", o->req.threads, "worker threads (0 = all cores); results do not depend on it")
       ->check(CLI::Range(0, 1024));
   run->add_flag("--overwrite", o->req.overwrite, "replace an existing output (atomically)");
+  run->add_flag("--profile", o->profile,
+                "after the summary, the time of each part of each stage (the tile stage's parts in "
+                "thread-seconds); docs/performance.md");
   run->add_option("--alignment", o->req.alignment,
                   "reuse the registration stored in this file (`aftermath align --out`) instead of estimating it");
   run->add_option("--export", o->export_dir,
@@ -134,6 +145,7 @@ Command add_run(CLI::App& app) {
             }
             if (!reports) return 0;
             print_summary(summary);
+            if (o->profile) print_profile(summary);
             if (!o->req.quicklook.empty()) std::cout << fmt::format("quicklook   {}\n", o->req.quicklook);
             if (!o->export_dir.empty()) print_export(export_outputs(summary.output, o->export_dir));
             return 0;

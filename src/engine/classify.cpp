@@ -6,13 +6,14 @@
 #include <tbb/parallel_pipeline.h>
 
 #include <atomic>
+#include <chrono>
 #include <ctime>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/io/output_read.hpp"
-#include "aftermath/score/built_up.hpp"
 #include "aftermath/io/scene.hpp"
+#include "aftermath/score/built_up.hpp"
 #include "aftermath/score/threshold.hpp"
 
 namespace aftermath::engine {
@@ -112,6 +113,30 @@ std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles) {
   return order;
 }
 
+namespace {
+/// Adds the time from construction to destruction to `*sum` (ns), if given.
+class StageClock {
+ public:
+  explicit StageClock(std::atomic<std::int64_t>* sum) : sum_(sum) {
+    if (sum_) start_ = std::chrono::steady_clock::now();
+  }
+  ~StageClock() {
+    if (sum_) {
+      sum_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start_)
+                          .count(),
+                      std::memory_order_relaxed);
+    }
+  }
+  StageClock(const StageClock&) = delete;
+  StageClock& operator=(const StageClock&) = delete;
+
+ private:
+  std::atomic<std::int64_t>* sum_;
+  std::chrono::steady_clock::time_point start_;
+};
+}  // namespace
+
 void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens,
                        const ClassifyContext& ctx, const PipelineStages& stages,
                        const std::function<void(const char*)>& check_cancel,
@@ -147,7 +172,10 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
           auto& w = works[static_cast<std::size_t>(i)];
           w = std::make_unique<TileWork>();
           w->tile = tiles.tile(order.empty() ? i : order[static_cast<std::size_t>(i)]);
-          if (stages.load) stages.load(*w);
+          if (stages.load) {
+            const StageClock clock(stages.times ? &stages.times->load : nullptr);
+            stages.load(*w);
+          }
           item_stage[static_cast<std::size_t>(i)].store(1, std::memory_order_release);
           source_turn.store(next, std::memory_order_release);
           return i;
@@ -155,7 +183,11 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
           (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
           TileWork& w = *works[static_cast<std::size_t>(i)];
           try {
-            if (stages.compute) stages.compute(w);
+            if (stages.compute) {
+              const StageClock clock(stages.times ? &stages.times->compute : nullptr);
+              stages.compute(w);
+            }
+            const StageClock clock(stages.times ? &stages.times->classify : nullptr);
             classify_tile(ctx, w);
           } catch (const Error& e) {
             throw e.with_context("score", {}, w.tile.index);
@@ -169,7 +201,10 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
           (void)store_turn.load(std::memory_order_acquire);
           (void)item_stage[static_cast<std::size_t>(i)].load(std::memory_order_acquire);
           auto& w = works[static_cast<std::size_t>(i)];
-          stages.store(*w);
+          {
+            const StageClock clock(stages.times ? &stages.times->store : nullptr);
+            stages.store(*w);
+          }
           w.reset();
           store_turn.store(i + 1, std::memory_order_release);
           stored.fetch_add(1, std::memory_order_release);

@@ -5,6 +5,7 @@
 #include <tbb/task_arena.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -80,10 +81,16 @@ void classify_tile(const ClassifyContext& ctx, TileWork& work);
 /// The tile pipeline: serial in-order `load` (tile index -> work; HDF5 reads happen here),
 /// parallel `compute` (fills score/valid if `load` did not) then classify_tile, serial in-order
 /// `store` (writes chunks etc.). `tokens` tiles in flight.
+/// Time spent in each stage of the tile pipeline, summed over tiles (thread-seconds for the
+/// parallel ones), for `--profile`. Nanoseconds; relaxed atomics (only read after the pipeline).
+struct TileStageTimes {
+  std::atomic<std::int64_t> load{0}, compute{0}, classify{0}, store{0};
+};
 struct PipelineStages {
   std::function<void(TileWork&)> load;     ///< serial; may be empty
   std::function<void(TileWork&)> compute;  ///< parallel, before classify; may be empty
   std::function<void(TileWork&)> store;    ///< serial, in tile order
+  TileStageTimes* times = nullptr;         ///< optional: filled with the stages' times
 };
 /// Tiles go through in `order` (tile indices, each at most once: every tile, or an MPI rank's
 /// share; empty = every tile, row-major). Every result is independent of the order (integer

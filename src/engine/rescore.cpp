@@ -170,6 +170,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   const int score_level = cfg.output.score_deflate_level;
   const bool reuse_score_chunks = chunks.filtered() == (score_level > 0) && chunks.deflate_level() == score_level;
 
+  const double t_setup = std::chrono::duration<double>(Clock::now() - t0).count();
   const int threads = req.threads > 0 ? req.threads : tbb::info::default_concurrency();
   tbb::global_control parallelism(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   tbb::task_arena arena(threads);
@@ -298,6 +299,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     if (cancel_requested()) throw Error(ErrorKind::internal, "interrupted: the job was cancelled (signal)", stage);
   });
   cache.clear();
+  const double t_tiles = std::chrono::duration<double>(Clock::now() - t0).count();
 
   // Classes, tables, attributes (the run's, with the new config), commit.
   auto results = accumulator.finalize(features, cfg.damage, known_quantiles ? &*known_quantiles : nullptr);
@@ -359,7 +361,12 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       const std::string w = "the stored /evaluation is dropped (it described the old classes)";
       spdlog::info("{}", w);
     }
+    const double t_tables = std::chrono::duration<double>(Clock::now() - t0).count();
     writer.commit();
+    spdlog::debug(
+        "rescore: setup {:.3f} s, tiles {:.3f} s, classes and tables {:.3f} s, commit {:.3f} s",
+        t_setup, t_tiles - t_setup, t_tables - t_tiles,
+        std::chrono::duration<double>(Clock::now() - t0).count() - t_tables);
   } catch (const Error& e) {
     throw e.with_context("write");
   }

@@ -383,11 +383,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       model.pre_stretch = engine::fit_stretch(pre_bands, valids);
       model.post_stretch = engine::fit_stretch(post_bands, valids);
     }
-    spdlog::debug(
-        "estimate: alignment {:.3f} s, samples {:.3f} s, radiometry {:.3f} s, detector {:.3f} s, "
-        "threshold and stretches {:.3f} s",
-        t_aligned, t_sampled - t_aligned, t_normalised - t_sampled, t_fitted - t_normalised,
-        seconds_since(t_est) - t_fitted);
+    summary.times.parts = {{"estimate: alignment", t_aligned},
+                           {"estimate: samples", t_sampled - t_aligned},
+                           {"estimate: radiometry fit", t_normalised - t_sampled},
+                           {"estimate: detector fit", t_fitted - t_normalised},
+                           {"estimate: threshold, stretches", seconds_since(t_est) - t_fitted}};
     if (hist.total() == 0) {
       const std::string w = "no valid pixel in the sampled windows: every feature will be no-data";
       spdlog::warn("{}", w);
@@ -471,6 +471,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
   const int fail_tile = engine::test_fail_tile();
   engine::PipelineStages stages;
+  engine::TileStageTimes stage_times;
+  stages.times = &stage_times;
+  std::atomic<std::int64_t> read_ns{0};  // inside compute: reading, registering and normalising
   // Parallel: aligned read of the outer window, score (then the shared classify step).
   stages.compute = [&](engine::TileWork& w) {
     const Tile& t = w.tile;
@@ -478,8 +481,12 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       throw Error(ErrorKind::input, "tile failed on purpose (test hook AFTERMATH_TEST_FAIL_TILE)", "score", {}, t.index);
     }
     auto q = std::make_shared<RunTileExtra>();
+    const auto t_read = Clock::now();
     BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
                               &q->non_finite, t.core);
+    read_ns.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t_read).count(),
+        std::memory_order_relaxed);
     if (built_up_size_px > 0) {
       const cv::Mat index = engine::built_up_index_core(pair.pre, pair.valid, t, built_up_size_px, model.brightness_range);
       w.built_up = index >= cfg.sites.built_up_index_threshold;  // as rescore reads it back
@@ -545,6 +552,17 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
   }
   summary.times.score = seconds_since(t_score);
+  {
+    const auto sec = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-9; };
+    const double read = sec(read_ns.load());
+    summary.times.parts.insert(
+        summary.times.parts.end(),
+        {{"tiles: read, register, normalise (thread-s)", read},
+         {"tiles: detect, misregistration, quicklook (thread-s)",
+          sec(stage_times.compute.load()) - read},
+         {"tiles: mask, features, sites, encode (thread-s)", sec(stage_times.classify.load())},
+         {"tiles: write, one thread in tile order", sec(stage_times.store.load())}});
+  }
   // Over ranks: every rank's counts and per-feature sums, and rank 0's quicklook gets the pieces.
   engine::sum_over_ranks(comm, {&summary.valid_pixels, &summary.changed_pixels, &non_finite.pre, &non_finite.post});
   engine::merge_over_ranks(comm, accumulator, index);
@@ -645,7 +663,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       writer->set_attribute("/", "input_footprints_sha256", sha256_file(req.footprints));
     }
     if (want_ql) quicklook.write(req.quicklook, footprints.features, results);
+    const auto t_commit = Clock::now();
+    summary.times.parts.emplace_back("finalize: classes, tables, attributes", seconds_since(t_fin));
     writer->commit();
+    summary.times.parts.emplace_back("finalize: commit (flush, fsync, rename)",
+                                     seconds_since(t_commit));
   } catch (const Error& e) {
     write_failed = std::make_exception_ptr(e.with_context("write"));
   } catch (...) {

@@ -550,8 +550,11 @@ struct SceneBlockCache::Impl {
   std::size_t bytes = 0;
   std::atomic<std::int64_t> decoded{0}, reused{0};
 
+  /// The block `key`, decoded by this thread if no other has it. With `wait` false, returns
+  /// null instead of waiting while another thread decodes it (the caller does other blocks
+  /// first).
   template <class Decode>
-  std::shared_ptr<const DecodedBlock> get(std::int64_t key, Decode&& decode) {
+  std::shared_ptr<const DecodedBlock> get(std::int64_t key, Decode&& decode, bool wait = true) {
     std::shared_ptr<Slot> slot;
     {
       std::lock_guard lock(mutex);
@@ -565,7 +568,12 @@ struct SceneBlockCache::Impl {
       it->second->lru = lru.begin();
       slot = it->second;
     }
-    std::lock_guard hold(slot->decoding);
+    std::unique_lock hold(slot->decoding, std::defer_lock);
+    if (wait) {
+      hold.lock();
+    } else if (!hold.try_lock()) {
+      return nullptr;
+    }
     if (slot->block) {
       reused.fetch_add(1, std::memory_order_relaxed);
       return slot->block;
@@ -852,10 +860,23 @@ struct SceneReader::Impl {
   void read_blocks(const Window& fw, int dx, int dy, SceneWindow& out) {
     const int n = static_cast<int>(bands.size());
     const int nbx = (scene.grid.width + block_w - 1) / block_w;
+    // First the blocks no other thread is decoding, then (waiting) the others: a thread whose
+    // neighbour is decoding a shared halo block does its own blocks meanwhile.
+    std::vector<cv::Point> pending;
     for (int by = fw.y / block_h; by <= (fw.y + fw.height - 1) / block_h; ++by) {
-      for (int bx = fw.x / block_w; bx <= (fw.x + fw.width - 1) / block_w; ++bx) {
-        const auto block = blocks->impl_->get(static_cast<std::int64_t>(by) * nbx + bx,
-                                              [&] { return decode_block(bx, by); });
+      for (int bx = fw.x / block_w; bx <= (fw.x + fw.width - 1) / block_w; ++bx)
+        pending.emplace_back(bx, by);
+    }
+    for (const bool wait : {false, true}) {
+      std::vector<cv::Point> later;
+      for (const cv::Point& b : pending) {
+        const int bx = b.x, by = b.y;
+        const auto block = blocks->impl_->get(
+            static_cast<std::int64_t>(by) * nbx + bx, [&] { return decode_block(bx, by); }, wait);
+        if (!block) {
+          later.push_back(b);
+          continue;
+        }
         const Window bwin = Window{bx * block_w, by * block_h, block_w, block_h}.intersect(fw);
         const cv::Rect in_block(bwin.x - bx * block_w, bwin.y - by * block_h, bwin.width,
                                 bwin.height);
@@ -866,6 +887,7 @@ struct SceneReader::Impl {
         }
         block->valid(in_block).copyTo(out.valid(in_window));
       }
+      pending = std::move(later);
     }
   }
 

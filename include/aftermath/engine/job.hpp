@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aftermath/config/config.hpp"
@@ -41,6 +42,10 @@ struct RunRequest {
 
 struct StageTimes {
   double plan = 0, estimate = 0, score = 0, finalize = 0, total = 0;  ///< seconds
+  /// The parts of the stages (`aftermath run --profile`), in order: name and seconds. Parts of
+  /// the parallel tile stage are thread-seconds summed over tiles (they add up to about the
+  /// threads x the stage's wall time); the others are wall time.
+  std::vector<std::pair<std::string, double>> parts;
 };
 
 struct RunSummary {
