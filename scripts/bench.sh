@@ -155,6 +155,7 @@ echo "[" > "$json.tmp"
   echo "|---|---|---|---|---|---|---|---|---|"
 } > "$md.tmp"
 eff_lines=()
+profiles=()
 first=1
 for n in $sizes; do
   d=$data/$n
@@ -172,8 +173,8 @@ for n in $sizes; do
     mf=$(printf '%s\n' "${floors[@]}" | median)
     walls=(); rss=()
     for ((i = 0; i < runs; i++)); do
-      /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --overwrite --threads "$t" \
-        --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson" --out "$d/out.h5" >/dev/null
+      /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --overwrite --threads "$t" --profile \
+        --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson" --out "$d/out.h5" >"$d/run-$t.txt"
       w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time.txt")
       r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time.txt")
       walls+=("$w"); rss+=("$r")
@@ -190,12 +191,18 @@ for n in $sizes; do
       "$(IFS=,; echo "${floors[*]}")" "$mf" "$ratio" >> "$json.tmp"
     printf '| %s | %s | %s | %s | %s | %.0f | %s | %s | %s |\n' "$n" "$t" "$runs" "$mw" "$mpx" "$mr" "$per_mpx" "$mf" "$ratio" >> "$md.tmp"
   done
+  # The parts of the stages (`run --profile`) of the last run at each thread count.
+  for t in $threads; do
+    profiles+=("" "$n x $n, $t thread(s), last run (\`aftermath run --profile\`):" "" '```')
+    while IFS= read -r line; do profiles+=("$line"); done < <(sed -n '/^time /p; /^profile/,$p' "$d/run-$t.txt")
+    profiles+=('```')
+  done
   if [[ -n ${wall_of[1]:-} && -n ${wall_of[2]:-} ]]; then
     eff_lines+=("- $n x $n: parallel efficiency 1 -> 2 threads = T1 / (2 T2) = ${wall_of[1]} / (2 x ${wall_of[2]}) = $(awk -v a="${wall_of[1]}" -v b="${wall_of[2]}" 'BEGIN {printf "%.0f%%", 100*a/(2*b)}')")
   fi
   unset wall_of
 done
-{ echo; printf '%s\n' "${eff_lines[@]}"; } >> "$md.tmp"
+{ echo; printf '%s\n' "${eff_lines[@]}"; printf '%s\n' "${profiles[@]}"; } >> "$md.tmp"
 echo "]" >> "$json.tmp"
 mv "$json.tmp" "$json"; mv "$md.tmp" "$md"
 cat "$md"

@@ -531,6 +531,9 @@ struct DecodedBlock {
   std::vector<cv::Mat> planes;
   cv::Mat valid;
   std::size_t bytes = 0;
+  /// The bytes the planes and `valid` view (a buffer of the cache's pool, returned to it when
+  /// the block goes); mutable so the pool can take it back from a const block.
+  mutable std::vector<std::uint8_t> storage;
 };
 
 }  // namespace
@@ -549,6 +552,33 @@ struct SceneBlockCache::Impl {
   std::list<std::int64_t> lru;  // most recently used first
   std::size_t bytes = 0;
   std::atomic<std::int64_t> decoded{0}, reused{0};
+  // Buffers of dropped blocks, reused by the next decodes: blocks live for a while and go in LRU
+  // order, so allocating each anew left holes among the tiles' buffers that the heap could not
+  // reuse (peak memory grew with the scene). The destructor drops the blocks before the pool.
+  std::mutex pool_mutex;
+  std::vector<std::vector<std::uint8_t>> pool;
+
+  /// A buffer of at least `n` bytes (from the pool when one is there).
+  std::vector<std::uint8_t> take_buffer(std::size_t n) {
+    {
+      std::lock_guard lock(pool_mutex);
+      if (!pool.empty()) {
+        std::vector<std::uint8_t> b = std::move(pool.back());
+        pool.pop_back();
+        if (b.size() < n) b.resize(n);
+        return b;
+      }
+    }
+    return std::vector<std::uint8_t>(n);
+  }
+  void give_back(std::vector<std::uint8_t> b) {
+    std::lock_guard lock(pool_mutex);
+    pool.push_back(std::move(b));
+  }
+  ~Impl() {
+    slots.clear();  // blocks return their buffers to the pool, which goes last
+    lru.clear();
+  }
 
   /// The block `key`, decoded by this thread if no other has it. With `wait` false, returns
   /// null instead of waiting while another thread decodes it (the caller does other blocks
@@ -578,7 +608,13 @@ struct SceneBlockCache::Impl {
       reused.fetch_add(1, std::memory_order_relaxed);
       return slot->block;
     }
-    auto block = std::make_shared<const DecodedBlock>(decode());  // throws: the next reader retries
+    // Throws: the next reader retries. When the block goes, its buffer returns to the pool
+    // (every block lives inside the cache or a read of a reader that holds the cache).
+    auto block = std::shared_ptr<const DecodedBlock>(new DecodedBlock(decode()),
+                                                     [this](const DecodedBlock* b) {
+                                                       give_back(std::move(b->storage));
+                                                       delete b;
+                                                     });
     decoded.fetch_add(1, std::memory_order_relaxed);
     slot->block = block;
     std::lock_guard lock(mutex);
@@ -829,7 +865,12 @@ struct SceneReader::Impl {
         Window{0, 0, scene.grid.width, scene.grid.height});
     const int n = static_cast<int>(bands.size());
     DecodedBlock out;
-    cv::Mat buf(n * fw.height, fw.width, block_cv_type);
+    const std::size_t elem = CV_ELEM_SIZE(block_cv_type);
+    const std::size_t plane_bytes = static_cast<std::size_t>(n) * fw.height * fw.width * elem;
+    // Sized for a whole block, so any buffer of the pool fits any block of the scene.
+    const std::size_t full = static_cast<std::size_t>(block_w) * block_h;
+    out.storage = blocks->impl_->take_buffer(full * (static_cast<std::size_t>(n) * elem + 1));
+    cv::Mat buf(n * fw.height, fw.width, block_cv_type, out.storage.data());
     {
       ErrorCapture cap;
       std::vector<int> bm = bands;
@@ -846,12 +887,13 @@ struct SceneReader::Impl {
     }
     for (int k = 0; k < n; ++k)
       out.planes.push_back(buf.rowRange(k * fw.height, (k + 1) * fw.height));
-    out.valid = cv::Mat(fw.height, fw.width, CV_8U, cv::Scalar(255));
+    out.valid = cv::Mat(fw.height, fw.width, CV_8U, out.storage.data() + plane_bytes);
+    out.valid.setTo(255);
     and_file_masks(h, fw, out.valid, fw);
     // The block is kept here now: GDAL's copy in its own cache would only hold memory (a
     // read-only dataset has nothing to write back).
     GDALFlushCache(h);
-    out.bytes = buf.total() * buf.elemSize() + out.valid.total();
+    out.bytes = out.storage.size();
     return out;
   }
 
