@@ -91,8 +91,12 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   }
   w.misregistration.release();
   if (cfg.sites.enabled) {
+    // Components wholly inside the core are finished here; only the others' runs go on.
+    if (!ctx.grid) throw Error(ErrorKind::internal, "classify: no grid for the damage sites");
     w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
-    drop_small_inner_components(w.runs, t.core, ctx.site_min_pixels);
+    w.sites = take_inner_sites(w.runs, t.core, ctx.site_min_pixels,
+                               site_min_built_up_fraction(cfg.sites));
+    for (DamageSite& s : w.sites) trace_outline(s, *ctx.grid);
   }
   w.built_up.release();
   w.score.release();
@@ -364,8 +368,7 @@ Table footprint_table(std::vector<Footprint>& features,
   return t;
 }
 
-Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
-                 const Grid& grid, bool with_built_up) {
+Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_built_up) {
   Table t;
   t.group = "sites";
   t.dimension = "site";
@@ -373,10 +376,11 @@ Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::st
   std::vector<std::int64_t> id(n), pixels(n);
   std::vector<double> area(n), mean(n), max(n), built(n), cx(n), cy(n);
   std::vector<std::int64_t> col0(n), row0(n), cols(n), rows(n);
+  std::vector<std::string> outlines(n);
   const double metres = pixel_size_in_metres(grid);
   const double px_area = metres > 0 ? metres * metres : 1.0;
   for (std::size_t i = 0; i < n; ++i) {
-    const DamageSite& s = sites[i];
+    DamageSite& s = sites[i];
     id[i] = s.id;
     pixels[i] = s.pixels;
     area[i] = static_cast<double>(s.pixels) * px_area;
@@ -390,28 +394,35 @@ Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::st
     row0[i] = s.bbox.y;
     cols[i] = s.bbox.width;
     rows[i] = s.bbox.height;
+    outlines[i] = std::move(s.outline);
   }
   const std::string map_units = grid.georeferenced() ? "crs" : "pixel";
   t.columns.push_back(
-      {"id", id, "site number, in order of its first pixel (row, then column)", "", {}});
-  t.columns.push_back({"pixels", pixels, "changed pixels of the site", "1", {}});
-  t.columns.push_back({"area", area, "site area", metres > 0 ? "m2" : "pixel2", {}});
-  t.columns.push_back({"mean_score", mean, "mean change score of its pixels", "1", {}});
-  t.columns.push_back({"max_score", max, "largest change score of its pixels", "1", {}});
+      {"id", std::move(id), "site number, in order of its first pixel (row, then column)", "", {}});
+  t.columns.push_back({"pixels", std::move(pixels), "changed pixels of the site", "1", {}});
+  t.columns.push_back({"area", std::move(area), "site area", metres > 0 ? "m2" : "pixel2", {}});
+  t.columns.push_back({"mean_score", std::move(mean), "mean change score of its pixels", "1", {}});
+  t.columns.push_back({"max_score", std::move(max), "largest change score of its pixels", "1", {}});
   if (with_built_up)
-    t.columns.push_back(
-        {"built_up_fraction", built, "fraction of its pixels on built-up ground", "1", {}});
-  t.columns.push_back({"centroid_x", cx, "centroid, map x of the grid's CRS", map_units, {}});
-  t.columns.push_back({"centroid_y", cy, "centroid, map y of the grid's CRS", map_units, {}});
-  t.columns.push_back({"col", col0, "bounding box: first grid column", "pixel", {}});
-  t.columns.push_back({"row", row0, "bounding box: first grid row", "pixel", {}});
-  t.columns.push_back({"width", cols, "bounding box: columns", "pixel", {}});
-  t.columns.push_back({"height", rows, "bounding box: rows", "pixel", {}});
-  t.columns.push_back({"geometry_wkt",
-                       outlines,
-                       "outline along pixel edges (4-connected, as GDALPolygonize) as WKT in the grid's CRS",
-                       "",
-                       {}});
+    t.columns.push_back({"built_up_fraction",
+                         std::move(built),
+                         "fraction of its pixels on built-up ground",
+                         "1",
+                         {}});
+  t.columns.push_back(
+      {"centroid_x", std::move(cx), "centroid, map x of the grid's CRS", map_units, {}});
+  t.columns.push_back(
+      {"centroid_y", std::move(cy), "centroid, map y of the grid's CRS", map_units, {}});
+  t.columns.push_back({"col", std::move(col0), "bounding box: first grid column", "pixel", {}});
+  t.columns.push_back({"row", std::move(row0), "bounding box: first grid row", "pixel", {}});
+  t.columns.push_back({"width", std::move(cols), "bounding box: columns", "pixel", {}});
+  t.columns.push_back({"height", std::move(rows), "bounding box: rows", "pixel", {}});
+  t.columns.push_back(
+      {"geometry_wkt",
+       std::move(outlines),
+       "outline along pixel edges (4-connected, as GDALPolygonize) as WKT in the grid's CRS",
+       "",
+       {}});
   return t;
 }
 
@@ -432,13 +443,23 @@ std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const 
   return wkt + ")";
 }
 
-std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid) {
-  // Independent per site: in parallel (in the caller's arena), each result in its own slot.
-  std::vector<std::string> out(sites.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = outline_wkt(site_outline(sites[i]), grid);
-  });
-  return out;
+void trace_outline(DamageSite& site, const Grid& grid) {
+  site.outline = outline_wkt(site_outline(site), grid);
+  std::vector<MaskRun>().swap(site.runs);
+}
+
+void trace_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
+  // Independent per site: in parallel (in the caller's arena), each site its own.
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t i = r.begin(); i != r.end(); ++i) {
+                        if (sites[i].outline.empty()) trace_outline(sites[i], grid);
+                      }
+                    });
+}
+
+double site_min_built_up_fraction(const SitesConfig& sites) {
+  return sites.built_up_only ? sites.min_built_up_fraction : 0.0;
 }
 
 int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
