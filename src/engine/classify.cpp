@@ -259,74 +259,88 @@ Table footprint_table(std::vector<Footprint>& features,
   const std::string length_units = metres > 0 ? "m" : "pixel";
   t.attributes["damage_scheme"] = damage.scheme;
   t.attributes["damage_metric"] = damage.metric;
-  t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
-  t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
+  t.columns.push_back({"id", std::move(id), "row of the feature in this table", "", {}});
+  t.columns.push_back(
+      {"source_id", std::move(source), "id of the feature in the source file", "", {}});
   t.columns.push_back({"kind",
-                       kind,
+                       std::move(kind),
                        "feature kind",
                        "",
                        {{"flag_values", std::string("0 1 2 3")},
                         {"flag_meanings", std::string("building road infrastructure rail")}}});
   t.columns.push_back({"source_geometry",
-                       geometry,
+                       std::move(geometry),
                        "geometry in the source (lines and points are buffered)",
                        "",
                        {{"flag_values", std::string("0 1 2")},
                         {"flag_meanings", std::string("polygon line point")}}});
   t.columns.push_back({"segment",
-                       segment,
+                       std::move(segment),
                        "lines: index of the segment along its source line (-1: not a line)",
                        "",
                        {}});
   t.columns.push_back({"area",
-                       area,
+                       std::move(area),
                        "feature area (lines: the corridor, points: the disc)",
                        px_area_m2 > 0 ? "m2" : "pixel2",
                        {}});
   t.columns.push_back({"length",
-                       length,
+                       std::move(length),
                        "lines: centerline length of the segment (0 otherwise)",
                        length_units,
                        {}});
-  t.columns.push_back(
-      {"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
-  t.columns.push_back(
-      {"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
-  t.columns.push_back(
-      {"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
-  t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
-  t.columns.push_back(
-      {"median_score", median, "median change score over valid pixels (lower median)", "1", {}});
-  t.columns.push_back({"p90_score",
-                       p90,
-                       "90th percentile of the change score over valid pixels (nearest rank)",
+  t.columns.push_back({"pixels",
+                       std::move(pixels),
+                       "analysis-grid pixels whose centre is inside the feature",
                        "1",
                        {}});
   t.columns.push_back(
-      {"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
+      {"coverage", std::move(coverage), "fraction of the feature on the analysis grid", "1", {}});
+  t.columns.push_back({"valid_fraction",
+                       std::move(valid),
+                       "fraction of the feature's pixels valid in both scenes",
+                       "1",
+                       {}});
+  t.columns.push_back(
+      {"mean_score", std::move(mean), "mean change score over valid pixels", "1", {}});
+  t.columns.push_back({"median_score",
+                       std::move(median),
+                       "median change score over valid pixels (lower median)",
+                       "1",
+                       {}});
+  t.columns.push_back({"p90_score",
+                       std::move(p90),
+                       "90th percentile of the change score over valid pixels (nearest rank)",
+                       "1",
+                       {}});
+  t.columns.push_back({"changed_fraction",
+                       std::move(changed),
+                       "fraction of valid pixels in the damage mask",
+                       "1",
+                       {}});
   if (any_line) {
     t.columns.push_back(
         {"length_changed_fraction",
-         length_changed,
+         std::move(length_changed),
          "lines: fraction of the valid centerline length on pixels in the damage mask",
          "1",
          {}});
   }
   if (any_misregistration) {
     t.columns.push_back({"misregistration",
-                         misregistration,
+                         std::move(misregistration),
                          "mean residual misregistration over valid pixels (-1: none known)",
                          "pixel",
                          {}});
   }
   t.columns.push_back({"status",
-                       status,
+                       std::move(status),
                        "scoring status",
                        "",
                        {{"flag_values", std::string("0 1 2")},
                         {"flag_meanings", std::string("scored no_data outside")}}});
   t.columns.push_back({"damage_class",
-                       damage_class,
+                       std::move(damage_class),
                        "damage class on the xBD scale (of the default grade)",
                        "",
                        {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
@@ -338,29 +352,29 @@ Table footprint_table(std::vector<Footprint>& features,
       "damage class at the high-recall operating point"};
   for (int k = 0; k < kOperatingPoints; ++k) {
     t.columns.push_back({grade_names[k],
-                         grade[static_cast<std::size_t>(k)],
+                         std::move(grade[static_cast<std::size_t>(k)]),
                          grade_long[k],
                          "",
                          {{"flag_values", grade_values},
                           {"flag_meanings", grade_meanings},
                           {"scheme", damage.scheme}}});
   }
-  t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
+  t.columns.push_back({"confidence", std::move(confidence), "confidence of the class", "1", {}});
   t.columns.push_back({"geometry_wkt",
-                       wkt,
+                       std::move(wkt),
                        "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)",
                        "",
                        {}});
   if (any_line) {
     t.columns.push_back({"centerline_wkt",
-                         centerline,
+                         std::move(centerline),
                          "lines: the segment's centerline as WKT in the grid's CRS",
                          "",
                          {}});
   }
   if (any_truth) {
     t.columns.push_back({"truth_class",
-                         truth,
+                         std::move(truth),
                          "damage class given by the source labels",
                          "",
                          {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
@@ -428,19 +442,23 @@ Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_bui
 
 std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid) {
   // fmt's shortest round-trip form of each coordinate: exact, and ~20x faster than OGR's WKT
-  // export (which dominated a rescore's time with a few thousand sites).
-  std::string wkt = "POLYGON (";
+  // export (which dominated a rescore's time with a few thousand sites). Built in a scratch
+  // buffer and returned at its exact size: sites keep their outline to the end of the job.
+  fmt::memory_buffer wkt;
+  const auto append = [&](std::string_view s) { wkt.append(s.data(), s.data() + s.size()); };
+  append("POLYGON (");
   for (std::size_t r = 0; r < rings.size(); ++r) {
-    wkt += r ? ",(" : "(";
+    append(r ? ",(" : "(");
     const auto& ring = rings[r];
     for (std::size_t k = 0; k <= ring.size(); ++k) {
       const cv::Point& p = ring[k % ring.size()];
       const cv::Point2d m = grid.pixel_to_map(p.x, p.y);
       fmt::format_to(std::back_inserter(wkt), "{}{} {}", k ? "," : "", m.x, m.y);
     }
-    wkt += ")";
+    append(")");
   }
-  return wkt + ")";
+  append(")");
+  return fmt::to_string(wkt);
 }
 
 void trace_outline(DamageSite& site, const Grid& grid) {
