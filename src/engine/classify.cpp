@@ -92,11 +92,10 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   w.misregistration.release();
   if (cfg.sites.enabled) {
     // Components wholly inside the core are finished here; only the others' runs go on.
-    if (!ctx.grid) throw Error(ErrorKind::internal, "classify: no grid for the damage sites");
     w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
     w.sites = take_inner_sites(w.runs, t.core, ctx.site_min_pixels,
                                site_min_built_up_fraction(cfg.sites));
-    for (DamageSite& s : w.sites) trace_outline(s, *ctx.grid);
+    for (DamageSite& s : w.sites) pack_site_outline(s);
   }
   w.built_up.release();
   w.score.release();
@@ -382,7 +381,8 @@ Table footprint_table(std::vector<Footprint>& features,
   return t;
 }
 
-Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_built_up) {
+Table site_table(const std::vector<DamageSite>& sites, std::vector<std::string> outlines,
+                 const Grid& grid, bool with_built_up) {
   Table t;
   t.group = "sites";
   t.dimension = "site";
@@ -390,11 +390,10 @@ Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_bui
   std::vector<std::int64_t> id(n), pixels(n);
   std::vector<double> area(n), mean(n), max(n), built(n), cx(n), cy(n);
   std::vector<std::int64_t> col0(n), row0(n), cols(n), rows(n);
-  std::vector<std::string> outlines(n);
   const double metres = pixel_size_in_metres(grid);
   const double px_area = metres > 0 ? metres * metres : 1.0;
   for (std::size_t i = 0; i < n; ++i) {
-    DamageSite& s = sites[i];
+    const DamageSite& s = sites[i];
     id[i] = s.id;
     pixels[i] = s.pixels;
     area[i] = static_cast<double>(s.pixels) * px_area;
@@ -408,7 +407,6 @@ Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_bui
     row0[i] = s.bbox.y;
     cols[i] = s.bbox.width;
     rows[i] = s.bbox.height;
-    outlines[i] = std::move(s.outline);
   }
   const std::string map_units = grid.georeferenced() ? "crs" : "pixel";
   t.columns.push_back(
@@ -461,19 +459,25 @@ std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const 
   return fmt::to_string(wkt);
 }
 
-void trace_outline(DamageSite& site, const Grid& grid) {
-  site.outline = outline_wkt(site_outline(site), grid);
+void pack_site_outline(DamageSite& site) {
+  site.outline = pack_outline(site_outline(site));
   std::vector<MaskRun>().swap(site.runs);
 }
 
-void trace_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
-  // Independent per site: in parallel (in the caller's arena), each site its own.
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
+  // Independent per site: in parallel (in the caller's arena), each result in its own slot.
+  std::vector<std::string> out(sites.size());
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64),
                     [&](const tbb::blocked_range<std::size_t>& r) {
                       for (std::size_t i = r.begin(); i != r.end(); ++i) {
-                        if (sites[i].outline.empty()) trace_outline(sites[i], grid);
+                        DamageSite& s = sites[i];
+                        out[i] = outline_wkt(
+                            s.outline.empty() ? site_outline(s) : unpack_outline(s.outline), grid);
+                        std::vector<MaskRun>().swap(s.runs);
+                        std::vector<std::uint8_t>().swap(s.outline);
                       }
                     });
+  return out;
 }
 
 double site_min_built_up_fraction(const SitesConfig& sites) {

@@ -48,8 +48,6 @@ struct ClassifyContext {
   const FootprintIndex* index = nullptr;
   bool collect_codes = true;  ///< per-feature codes for the quantiles (rescore: known, not collected)
   std::int64_t site_min_pixels = 1;  ///< smaller components wholly inside a tile are dropped there
-  /// The analysis grid: outlines (WKT) of the sites finished inside a tile (sites.enabled).
-  const Grid* grid = nullptr;
 };
 
 /// One tile through the pipeline.
@@ -73,7 +71,7 @@ struct TileWork {
   /// ground (non-zero) for the damage sites.
   cv::Mat misregistration, built_up;
   /// Results (sites.enabled): the runs of changed pixels of components touching the core's edge,
-  /// and the sites wholly inside the core, finished (outline traced, runs freed).
+  /// and the sites wholly inside the core, finished (outline traced and packed, runs freed).
   std::vector<MaskRun> runs;
   std::vector<DamageSite> sites;
 };
@@ -117,16 +115,17 @@ ClassCounts count_classes(const std::vector<Footprint>& features, const std::vec
 Table footprint_table(std::vector<Footprint>& features,
                       const std::vector<FeatureResult>& results, const Grid& grid,
                       const DamageConfig& damage);
-/// The `/sites` table. Moves each site's outline (DamageSite::outline, traced) into the table.
-Table site_table(std::vector<DamageSite>& sites, const Grid& grid, bool with_built_up);
+/// The `/sites` table, with one outline (site_outlines) per site, taken over.
+Table site_table(const std::vector<DamageSite>& sites, std::vector<std::string> outlines,
+                 const Grid& grid, bool with_built_up);
 /// A polygon's rings (grid pixel corners; outer first) as WKT in the grid's CRS.
 std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid);
-/// The site's outline (site_outline) as a WKT POLYGON in the grid's CRS into DamageSite::outline;
-/// its runs are freed.
-void trace_outline(DamageSite& site, const Grid& grid);
-/// trace_outline for each site that has no outline yet (those joined at the end of the job), in
-/// parallel (in the caller's arena).
-void trace_outlines(std::vector<DamageSite>& sites, const Grid& grid);
+/// The site's outline (site_outline), packed (pack_outline) into DamageSite::outline; its runs
+/// are freed. For a site finished in its tile, which keeps only that to the end of the job.
+void pack_site_outline(DamageSite& site);
+/// Outlines of the sites as WKT POLYGONs in the grid's CRS: unpacked where packed, else traced
+/// (site_outline). Frees each site's runs and packed outline. In parallel (in the caller's arena).
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid);
 /// The sites' built-up fraction filter: sites.min_built_up_fraction with sites.built_up_only, else
 /// 0 (none).
 double site_min_built_up_fraction(const SitesConfig& sites);

@@ -201,7 +201,6 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   engine::ClassifyContext ctx{&cfg, threshold, &layers, &features, &index};
   ctx.collect_codes = !known_quantiles;
   ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
-  ctx.grid = &grid;
   engine::PipelineStages stages;
   // The load stage reads the input file and the store stage writes the output: TBB may run the
   // two serial stages at the same time on two threads, and the HDF5 library of an MPI build
@@ -313,8 +312,9 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     if (cfg.sites.enabled) {
       auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
                                              engine::site_min_built_up_fraction(cfg.sites));
-      arena.execute([&] { engine::trace_outlines(found, grid); });
-      writer.write_table(engine::site_table(found, grid, cfg.sites.built_up_only));
+      auto outlines = arena.execute([&] { return engine::site_outlines(found, grid); });
+      writer.write_table(
+          engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
     }
     if (reader.has("/alignment/tie_points")) {

@@ -445,7 +445,6 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   NonFiniteCounts non_finite;
   engine::ClassifyContext ctx{&cfg, model.threshold, &chunk_layers, &footprints.features, &index};
   ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
-  ctx.grid = &grid;
   const int fail_tile = engine::test_fail_tile();
   engine::PipelineStages stages;
   // Parallel: aligned read of the outer window, score (then the shared classify step).
@@ -562,8 +561,9 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
           sites.finished_count(), sites.run_count());
       auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
                                              engine::site_min_built_up_fraction(cfg.sites));
-      arena.execute([&] { engine::trace_outlines(found, grid); });
-      writer->write_table(engine::site_table(found, grid, cfg.sites.built_up_only));
+      auto outlines = arena.execute([&] { return engine::site_outlines(found, grid); });
+      writer->write_table(
+          engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
     }
     engine::write_alignment(*writer, reg, grid);

@@ -241,6 +241,87 @@ void get_runs(StateReader& r, std::vector<MaskRun>& runs) {
 
 }  // namespace
 
+namespace {
+
+void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<std::uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<std::uint8_t>(v));
+}
+
+std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+
+std::int64_t unzigzag(std::uint64_t v) {
+  return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+}
+
+[[noreturn]] void bad_outline() {
+  throw Error(ErrorKind::internal, "unpack_outline: not a packed outline");
+}
+
+struct VarintReader {
+  const std::vector<std::uint8_t>& bytes;
+  std::size_t at = 0;
+  std::uint64_t get() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64 && at < bytes.size(); shift += 7) {
+      const std::uint8_t b = bytes[at++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    bad_outline();
+  }
+  /// A count of items that take at least one byte each in the rest.
+  std::size_t count() {
+    const std::uint64_t n = get();
+    if (n > bytes.size() - at) bad_outline();
+    return static_cast<std::size_t>(n);
+  }
+};
+
+}  // namespace
+
+std::vector<std::uint8_t> pack_outline(const std::vector<std::vector<cv::Point>>& rings) {
+  std::vector<std::uint8_t> out;
+  put_varint(out, rings.size());
+  std::int64_t x = 0, y = 0;
+  for (const auto& ring : rings) {
+    put_varint(out, ring.size());
+    for (const cv::Point& p : ring) {
+      put_varint(out, zigzag(p.x - x));
+      put_varint(out, zigzag(p.y - y));
+      x = p.x;
+      y = p.y;
+    }
+  }
+  out.shrink_to_fit();  // kept to the end of the job
+  return out;
+}
+
+std::vector<std::vector<cv::Point>> unpack_outline(const std::vector<std::uint8_t>& packed) {
+  VarintReader r{packed};
+  std::vector<std::vector<cv::Point>> rings(r.count());
+  std::int64_t x = 0, y = 0;
+  const auto coordinate = [](std::int64_t v) {
+    if (v < INT32_MIN || v > INT32_MAX) bad_outline();
+    return static_cast<int>(v);
+  };
+  for (auto& ring : rings) {
+    ring.resize(r.count());
+    for (cv::Point& p : ring) {
+      x += unzigzag(r.get());
+      y += unzigzag(r.get());
+      p = cv::Point(coordinate(x), coordinate(y));
+    }
+  }
+  if (r.at != packed.size()) bad_outline();
+  return rings;
+}
+
 std::vector<DamageSite> take_inner_sites(std::vector<MaskRun>& runs, const Window& core,
                                          std::int64_t min_pixels, double min_built_up_fraction) {
   if (runs.empty()) return {};

@@ -8,7 +8,6 @@
 /// depend on tiling or tile order.
 #include <cstdint>
 #include <opencv2/core.hpp>
-#include <string>
 #include <vector>
 
 #include "aftermath/core/grid.hpp"
@@ -46,9 +45,9 @@ struct DamageSite {
   cv::Point2d centroid;          ///< pixel coordinates (corner convention: centres at +0.5)
   cv::Point first;               ///< its first pixel (row, then column): the order of the ids
   std::vector<MaskRun> runs;     ///< its pixels, by row then column (for polygonising)
-  /// Its outline as text (the engine's WKT), set by whoever traced it; a site finished in a tile
-  /// carries it instead of its runs. Empty until then.
-  std::string outline;
+  /// Its outline (pack_outline of site_outline) once traced: a site finished in a tile carries
+  /// it instead of its runs to the end of the job. Empty until then.
+  std::vector<std::uint8_t> outline;
 };
 
 /// The components of `runs` (as mask_runs gives them: by row, then column) that lie wholly inside
@@ -67,6 +66,12 @@ std::vector<DamageSite> take_inner_sites(std::vector<MaskRun>& runs, const Windo
 /// is 4-connected, so it has one outer ring; pixels touching only at a corner (inside a hole) are
 /// kept apart, as GDALPolygonize does with 4-connectedness. O(perimeter), no raster.
 std::vector<std::vector<cv::Point>> site_outline(const DamageSite& site);
+
+/// Rings (as site_outline gives them) packed into a few bytes per vertex: counts and the steps
+/// from vertex to vertex as zigzag varints. unpack_outline gives them back exactly. Pure.
+std::vector<std::uint8_t> pack_outline(const std::vector<std::vector<cv::Point>>& rings);
+/// Throws Error(internal) on bytes pack_outline did not make.
+std::vector<std::vector<cv::Point>> unpack_outline(const std::vector<std::uint8_t>& packed);
 
 class SiteAccumulator {
  public:

@@ -201,7 +201,7 @@ TEST(SitesOnTiles, StateMergedFromPartsCarriesTheFinishedSites) {
     const Window core = grid.tile(i).core;
     auto runs = mask_runs(core, cut(s.mask, core), cut(s.codes, core), cut(s.built, core));
     auto sites = take_inner_sites(runs, core, 5, 0);
-    for (DamageSite& site : sites) site.outline = "outline of " + std::to_string(site.first.x);
+    for (DamageSite& site : sites) site.outline = pack_outline(site_outline(site));
     if (i == 1) sites.front().runs.clear();  // as the engine hands them in: outline, no runs
     parts[i % 2].add(std::move(runs), std::move(sites));
   }
@@ -224,7 +224,7 @@ TEST(SitesOnTiles, StateMergedFromPartsCarriesTheFinishedSites) {
     EXPECT_EQ(consumed[i].centroid, whole[i].centroid);
     EXPECT_EQ(copied[i].outline, consumed[i].outline);
     if (!consumed[i].outline.empty()) {
-      EXPECT_EQ(consumed[i].outline, "outline of " + std::to_string(whole[i].first.x));
+      EXPECT_EQ(unpack_outline(consumed[i].outline), site_outline(whole[i]));
     } else {
       EXPECT_EQ(consumed[i].runs, whole[i].runs);  // joined at the end
     }
@@ -236,6 +236,42 @@ TEST(SitesOnTiles, StateMergedFromPartsCarriesTheFinishedSites) {
   bytes = parts[0].serialize();
   bytes.push_back(0);
   EXPECT_THROW(SiteAccumulator().merge_serialized(bytes), Error);
+}
+
+TEST(SitesOnTiles, PackedOutlinesUnpackExactly) {
+  cv::Mat noise(200, 240, CV_32F), smooth;
+  cv::RNG(3).fill(noise, cv::RNG::UNIFORM, 0.0, 1.0);
+  cv::GaussianBlur(noise, smooth, cv::Size(0, 0), 3.0);
+  cv::normalize(smooth, smooth, 0, 1, cv::NORM_MINMAX);
+  const cv::Mat score = 0.7 * smooth + 0.3 * noise;  // holes and corner touches
+  Masks s;
+  s.codes = encode_scores(score, cv::Mat(score.size(), CV_8U, cv::Scalar(255)));
+  s.mask = damage_mask_from_codes(s.codes, 0.55, 0);
+  const auto sites = whole_scene(s, 1, 0);
+  ASSERT_GT(sites.size(), 10u);
+  std::size_t vertices = 0, bytes = 0;
+  for (const DamageSite& site : sites) {
+    const auto rings = site_outline(site);
+    const auto packed = pack_outline(rings);
+    EXPECT_EQ(unpack_outline(packed), rings) << "site " << site.id;
+    EXPECT_EQ(packed.capacity(), packed.size());
+    for (const auto& ring : rings) vertices += ring.size();
+    bytes += packed.size();
+  }
+  EXPECT_LT(bytes, 3 * vertices);  // WKT takes ~20 bytes a vertex
+  // Any int coordinates, far apart; no rings; malformed bytes refused.
+  const std::vector<std::vector<cv::Point>> far = {
+      {{INT32_MIN, INT32_MAX}, {INT32_MAX, INT32_MAX}, {INT32_MAX, INT32_MIN}, {-5, 7}}, {{0, 0}}};
+  EXPECT_EQ(unpack_outline(pack_outline(far)), far);
+  EXPECT_TRUE(unpack_outline(pack_outline({})).empty());
+  auto packed = pack_outline(far);
+  packed.pop_back();
+  EXPECT_THROW(unpack_outline(packed), Error);
+  packed = pack_outline(far);
+  packed.push_back(0);
+  EXPECT_THROW(unpack_outline(packed), Error);
+  EXPECT_THROW(unpack_outline({0x80, 0x80}), Error);
+  EXPECT_THROW(unpack_outline({}), Error);
 }
 
 TEST(SitesOnTiles, ATileHandedInTwiceIsAnError) {
