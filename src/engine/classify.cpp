@@ -92,8 +92,11 @@ void classify_tile(const ClassifyContext& ctx, TileWork& w) {
   }
   w.misregistration.release();
   if (cfg.sites.enabled) {
+    // Components wholly inside the core are finished here; only the others' runs go on.
     w.runs = mask_runs(t.core, mask_core, codes_core, w.built_up);
-    drop_small_inner_components(w.runs, t.core, ctx.site_min_pixels);
+    w.sites = take_inner_sites(w.runs, t.core, ctx.site_min_pixels,
+                               site_min_built_up_fraction(cfg.sites));
+    for (DamageSite& s : w.sites) pack_site_outline(s);
   }
   w.built_up.release();
   w.score.release();
@@ -290,74 +293,88 @@ Table footprint_table(std::vector<Footprint>& features,
   const std::string length_units = metres > 0 ? "m" : "pixel";
   t.attributes["damage_scheme"] = damage.scheme;
   t.attributes["damage_metric"] = damage.metric;
-  t.columns.push_back({"id", id, "row of the feature in this table", "", {}});
-  t.columns.push_back({"source_id", source, "id of the feature in the source file", "", {}});
+  t.columns.push_back({"id", std::move(id), "row of the feature in this table", "", {}});
+  t.columns.push_back(
+      {"source_id", std::move(source), "id of the feature in the source file", "", {}});
   t.columns.push_back({"kind",
-                       kind,
+                       std::move(kind),
                        "feature kind",
                        "",
                        {{"flag_values", std::string("0 1 2 3")},
                         {"flag_meanings", std::string("building road infrastructure rail")}}});
   t.columns.push_back({"source_geometry",
-                       geometry,
+                       std::move(geometry),
                        "geometry in the source (lines and points are buffered)",
                        "",
                        {{"flag_values", std::string("0 1 2")},
                         {"flag_meanings", std::string("polygon line point")}}});
   t.columns.push_back({"segment",
-                       segment,
+                       std::move(segment),
                        "lines: index of the segment along its source line (-1: not a line)",
                        "",
                        {}});
   t.columns.push_back({"area",
-                       area,
+                       std::move(area),
                        "feature area (lines: the corridor, points: the disc)",
                        px_area_m2 > 0 ? "m2" : "pixel2",
                        {}});
   t.columns.push_back({"length",
-                       length,
+                       std::move(length),
                        "lines: centerline length of the segment (0 otherwise)",
                        length_units,
                        {}});
-  t.columns.push_back(
-      {"pixels", pixels, "analysis-grid pixels whose centre is inside the feature", "1", {}});
-  t.columns.push_back(
-      {"coverage", coverage, "fraction of the feature on the analysis grid", "1", {}});
-  t.columns.push_back(
-      {"valid_fraction", valid, "fraction of the feature's pixels valid in both scenes", "1", {}});
-  t.columns.push_back({"mean_score", mean, "mean change score over valid pixels", "1", {}});
-  t.columns.push_back(
-      {"median_score", median, "median change score over valid pixels (lower median)", "1", {}});
-  t.columns.push_back({"p90_score",
-                       p90,
-                       "90th percentile of the change score over valid pixels (nearest rank)",
+  t.columns.push_back({"pixels",
+                       std::move(pixels),
+                       "analysis-grid pixels whose centre is inside the feature",
                        "1",
                        {}});
   t.columns.push_back(
-      {"changed_fraction", changed, "fraction of valid pixels in the damage mask", "1", {}});
+      {"coverage", std::move(coverage), "fraction of the feature on the analysis grid", "1", {}});
+  t.columns.push_back({"valid_fraction",
+                       std::move(valid),
+                       "fraction of the feature's pixels valid in both scenes",
+                       "1",
+                       {}});
+  t.columns.push_back(
+      {"mean_score", std::move(mean), "mean change score over valid pixels", "1", {}});
+  t.columns.push_back({"median_score",
+                       std::move(median),
+                       "median change score over valid pixels (lower median)",
+                       "1",
+                       {}});
+  t.columns.push_back({"p90_score",
+                       std::move(p90),
+                       "90th percentile of the change score over valid pixels (nearest rank)",
+                       "1",
+                       {}});
+  t.columns.push_back({"changed_fraction",
+                       std::move(changed),
+                       "fraction of valid pixels in the damage mask",
+                       "1",
+                       {}});
   if (any_line) {
     t.columns.push_back(
         {"length_changed_fraction",
-         length_changed,
+         std::move(length_changed),
          "lines: fraction of the valid centerline length on pixels in the damage mask",
          "1",
          {}});
   }
   if (any_misregistration) {
     t.columns.push_back({"misregistration",
-                         misregistration,
+                         std::move(misregistration),
                          "mean residual misregistration over valid pixels (-1: none known)",
                          "pixel",
                          {}});
   }
   t.columns.push_back({"status",
-                       status,
+                       std::move(status),
                        "scoring status",
                        "",
                        {{"flag_values", std::string("0 1 2")},
                         {"flag_meanings", std::string("scored no_data outside")}}});
   t.columns.push_back({"damage_class",
-                       damage_class,
+                       std::move(damage_class),
                        "damage class on the xBD scale (of the default grade)",
                        "",
                        {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
@@ -369,29 +386,29 @@ Table footprint_table(std::vector<Footprint>& features,
       "damage class at the high-recall operating point"};
   for (int k = 0; k < kOperatingPoints; ++k) {
     t.columns.push_back({grade_names[k],
-                         grade[static_cast<std::size_t>(k)],
+                         std::move(grade[static_cast<std::size_t>(k)]),
                          grade_long[k],
                          "",
                          {{"flag_values", grade_values},
                           {"flag_meanings", grade_meanings},
                           {"scheme", damage.scheme}}});
   }
-  t.columns.push_back({"confidence", confidence, "confidence of the class", "1", {}});
+  t.columns.push_back({"confidence", std::move(confidence), "confidence of the class", "1", {}});
   t.columns.push_back({"geometry_wkt",
-                       wkt,
+                       std::move(wkt),
                        "feature geometry as WKT in the grid's CRS (pixel units for a pixel grid)",
                        "",
                        {}});
   if (any_line) {
     t.columns.push_back({"centerline_wkt",
-                         centerline,
+                         std::move(centerline),
                          "lines: the segment's centerline as WKT in the grid's CRS",
                          "",
                          {}});
   }
   if (any_truth) {
     t.columns.push_back({"truth_class",
-                         truth,
+                         std::move(truth),
                          "damage class given by the source labels",
                          "",
                          {{"flag_values", class_values}, {"flag_meanings", class_meanings}}});
@@ -399,7 +416,7 @@ Table footprint_table(std::vector<Footprint>& features,
   return t;
 }
 
-Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
+Table site_table(const std::vector<DamageSite>& sites, std::vector<std::string> outlines,
                  const Grid& grid, bool with_built_up) {
   Table t;
   t.group = "sites";
@@ -428,52 +445,85 @@ Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::st
   }
   const std::string map_units = grid.georeferenced() ? "crs" : "pixel";
   t.columns.push_back(
-      {"id", id, "site number, in order of its first pixel (row, then column)", "", {}});
-  t.columns.push_back({"pixels", pixels, "changed pixels of the site", "1", {}});
-  t.columns.push_back({"area", area, "site area", metres > 0 ? "m2" : "pixel2", {}});
-  t.columns.push_back({"mean_score", mean, "mean change score of its pixels", "1", {}});
-  t.columns.push_back({"max_score", max, "largest change score of its pixels", "1", {}});
+      {"id", std::move(id), "site number, in order of its first pixel (row, then column)", "", {}});
+  t.columns.push_back({"pixels", std::move(pixels), "changed pixels of the site", "1", {}});
+  t.columns.push_back({"area", std::move(area), "site area", metres > 0 ? "m2" : "pixel2", {}});
+  t.columns.push_back({"mean_score", std::move(mean), "mean change score of its pixels", "1", {}});
+  t.columns.push_back({"max_score", std::move(max), "largest change score of its pixels", "1", {}});
   if (with_built_up)
-    t.columns.push_back(
-        {"built_up_fraction", built, "fraction of its pixels on built-up ground", "1", {}});
-  t.columns.push_back({"centroid_x", cx, "centroid, map x of the grid's CRS", map_units, {}});
-  t.columns.push_back({"centroid_y", cy, "centroid, map y of the grid's CRS", map_units, {}});
-  t.columns.push_back({"col", col0, "bounding box: first grid column", "pixel", {}});
-  t.columns.push_back({"row", row0, "bounding box: first grid row", "pixel", {}});
-  t.columns.push_back({"width", cols, "bounding box: columns", "pixel", {}});
-  t.columns.push_back({"height", rows, "bounding box: rows", "pixel", {}});
-  t.columns.push_back({"geometry_wkt",
-                       outlines,
-                       "outline along pixel edges (4-connected, as GDALPolygonize) as WKT in the grid's CRS",
-                       "",
-                       {}});
+    t.columns.push_back({"built_up_fraction",
+                         std::move(built),
+                         "fraction of its pixels on built-up ground",
+                         "1",
+                         {}});
+  t.columns.push_back(
+      {"centroid_x", std::move(cx), "centroid, map x of the grid's CRS", map_units, {}});
+  t.columns.push_back(
+      {"centroid_y", std::move(cy), "centroid, map y of the grid's CRS", map_units, {}});
+  t.columns.push_back({"col", std::move(col0), "bounding box: first grid column", "pixel", {}});
+  t.columns.push_back({"row", std::move(row0), "bounding box: first grid row", "pixel", {}});
+  t.columns.push_back({"width", std::move(cols), "bounding box: columns", "pixel", {}});
+  t.columns.push_back({"height", std::move(rows), "bounding box: rows", "pixel", {}});
+  t.columns.push_back(
+      {"geometry_wkt",
+       std::move(outlines),
+       "outline along pixel edges (4-connected, as GDALPolygonize) as WKT in the grid's CRS",
+       "",
+       {}});
   return t;
 }
 
 std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid) {
   // fmt's shortest round-trip form of each coordinate: exact, and ~20x faster than OGR's WKT
-  // export (which dominated a rescore's time with a few thousand sites).
-  std::string wkt = "POLYGON (";
+  // export (which dominated a rescore's time with a few thousand sites). Built in a scratch
+  // buffer and returned at its exact size: sites keep their outline to the end of the job.
+  fmt::memory_buffer wkt;
+  const auto append = [&](std::string_view s) { wkt.append(s.data(), s.data() + s.size()); };
+  append("POLYGON (");
   for (std::size_t r = 0; r < rings.size(); ++r) {
-    wkt += r ? ",(" : "(";
+    append(r ? ",(" : "(");
     const auto& ring = rings[r];
     for (std::size_t k = 0; k <= ring.size(); ++k) {
       const cv::Point& p = ring[k % ring.size()];
       const cv::Point2d m = grid.pixel_to_map(p.x, p.y);
       fmt::format_to(std::back_inserter(wkt), "{}{} {}", k ? "," : "", m.x, m.y);
     }
-    wkt += ")";
+    append(")");
   }
-  return wkt + ")";
+  append(")");
+  return fmt::to_string(wkt);
 }
 
-std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid) {
-  // Independent per site: in parallel (in the caller's arena), each result in its own slot.
+void pack_site_outline(DamageSite& site) {
+  site.outline = pack_outline(site_outline(site));
+  std::vector<MaskRun>().swap(site.runs);
+}
+
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
+  // Independent per site: in parallel (in the caller's arena), each result in its own slot. The
+  // release/acquire count states in our code, where ThreadSanitizer sees it, the happens-before
+  // that TBB's own (uninstrumented) join gives: the caller reads the strings and the sites.
   std::vector<std::string> out(sites.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i != r.end(); ++i) out[i] = outline_wkt(site_outline(sites[i]), grid);
-  });
+  std::atomic<std::size_t> done{0};
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t i = r.begin(); i != r.end(); ++i) {
+                        DamageSite& s = sites[i];
+                        out[i] = outline_wkt(
+                            s.outline.empty() ? site_outline(s) : unpack_outline(s.outline), grid);
+                        std::vector<MaskRun>().swap(s.runs);
+                        std::vector<std::uint8_t>().swap(s.outline);
+                      }
+                      done.fetch_add(r.size(), std::memory_order_release);
+                    });
+  if (done.load(std::memory_order_acquire) != sites.size()) {
+    throw Error(ErrorKind::internal, "site outlines incomplete");
+  }
   return out;
+}
+
+double site_min_built_up_fraction(const SitesConfig& sites) {
+  return sites.built_up_only ? sites.min_built_up_fraction : 0.0;
 }
 
 int built_up_size_px(const JobConfig& cfg, const Grid& grid) {

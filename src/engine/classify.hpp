@@ -71,7 +71,10 @@ struct TileWork {
   /// Optional, core-sized: CV_32F misregistration (px) for the per-feature means; CV_8U built-up
   /// ground (non-zero) for the damage sites.
   cv::Mat misregistration, built_up;
-  std::vector<MaskRun> runs;  ///< result: the core's runs of changed pixels (sites.enabled)
+  /// Results (sites.enabled): the runs of changed pixels of components touching the core's edge,
+  /// and the sites wholly inside the core, finished (outline traced and packed, runs freed).
+  std::vector<MaskRun> runs;
+  std::vector<DamageSite> sites;
 };
 
 /// score + validity (outer window) -> damage mask (opening needs the halo) -> core -> chunks and
@@ -119,13 +122,20 @@ ClassCounts count_classes(const std::vector<Footprint>& features, const std::vec
 Table footprint_table(std::vector<Footprint>& features,
                       const std::vector<FeatureResult>& results, const Grid& grid,
                       const DamageConfig& damage);
-/// The `/sites` table, with one outline (site_outlines) per site.
-Table site_table(const std::vector<DamageSite>& sites, const std::vector<std::string>& outlines,
+/// The `/sites` table, with one outline (site_outlines) per site, taken over.
+Table site_table(const std::vector<DamageSite>& sites, std::vector<std::string> outlines,
                  const Grid& grid, bool with_built_up);
 /// A polygon's rings (grid pixel corners; outer first) as WKT in the grid's CRS.
 std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid);
-/// Outlines of the sites (site_outline) as WKT POLYGONs in the grid's CRS.
-std::vector<std::string> site_outlines(const std::vector<DamageSite>& sites, const Grid& grid);
+/// The site's outline (site_outline), packed (pack_outline) into DamageSite::outline; its runs
+/// are freed. For a site finished in its tile, which keeps only that to the end of the job.
+void pack_site_outline(DamageSite& site);
+/// Outlines of the sites as WKT POLYGONs in the grid's CRS: unpacked where packed, else traced
+/// (site_outline). Frees each site's runs and packed outline. In parallel (in the caller's arena).
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid);
+/// The sites' built-up fraction filter: sites.min_built_up_fraction with sites.built_up_only, else
+/// 0 (none).
+double site_min_built_up_fraction(const SitesConfig& sites);
 /// sites.built_up_only: the building index's largest element in pixels of the grid, or 0 when
 /// off. Throws Error(usage) when tiling.halo is smaller than the index's reach (tiles would then
 /// differ from the whole scene).

@@ -288,7 +288,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
       throw e.with_context("write", {}, w.tile.index);
     }
     accumulator.add(w.partials);
-    sites.add(std::move(w.runs));
+    sites.add(std::move(w.runs), std::move(w.sites));
     summary.valid_pixels += w.valid_count;
     summary.changed_pixels += w.changed_count;
     ++written;
@@ -312,10 +312,11 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   try {
     if (reader.has("/footprints")) writer.write_table(engine::footprint_table(features, results, grid, cfg.damage));
     if (cfg.sites.enabled) {
-      const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
-                                        cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
-      writer.write_table(engine::site_table(found, arena.execute([&] { return engine::site_outlines(found, grid); }), grid,
-                                            cfg.sites.built_up_only));
+      auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
+                                             engine::site_min_built_up_fraction(cfg.sites));
+      auto outlines = arena.execute([&] { return engine::site_outlines(found, grid); });
+      writer.write_table(
+          engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
     }
     if (reader.has("/alignment/tie_points")) {

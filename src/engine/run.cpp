@@ -530,7 +530,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       }
     }
     accumulator.add(w.partials);
-    sites.add(std::move(w.runs));
+    sites.add(std::move(w.runs), std::move(w.sites));
     summary.valid_pixels += w.valid_count;
     summary.changed_pixels += w.changed_count;
     const auto* q = static_cast<const RunTileExtra*>(w.extra.get());
@@ -603,11 +603,14 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   if (writer) try {  // over ranks: rank 0 only
     writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
     if (cfg.sites.enabled) {
-      spdlog::debug("damage sites: {} runs of changed pixels kept to the end", sites.run_count());
-      const auto found = sites.finalize(engine::site_min_pixels(cfg.sites, grid),
-                                        cfg.sites.built_up_only ? cfg.sites.min_built_up_fraction : 0.0);
-      writer->write_table(engine::site_table(found, arena.execute([&] { return engine::site_outlines(found, grid); }), grid,
-                                            cfg.sites.built_up_only));
+      spdlog::debug(
+          "damage sites: {} finished in their tile, {} runs of changed pixels kept to the end",
+          sites.finished_count(), sites.run_count());
+      auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
+                                             engine::site_min_built_up_fraction(cfg.sites));
+      auto outlines = arena.execute([&] { return engine::site_outlines(found, grid); });
+      writer->write_table(
+          engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
     }
     engine::write_alignment(*writer, reg, grid);

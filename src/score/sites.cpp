@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <numeric>
+#include <type_traits>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/score/threshold.hpp"
@@ -108,103 +110,357 @@ void drop_small_inner_components(std::vector<MaskRun>& runs, const Window& core,
   runs.resize(kept);
 }
 
-void SiteAccumulator::add(std::vector<MaskRun> runs) {
+namespace {
+
+/// The built-up fraction of a component of `pixels` pixels, `built` of them built-up.
+double built_fraction(std::int64_t pixels, std::int64_t built) {
+  return pixels > 0 ? static_cast<double>(built) / static_cast<double>(pixels) : 0;
+}
+
+/// Whether a component with these figures is a site.
+bool is_site(std::int64_t pixels, double built_up_fraction, std::int64_t min_pixels,
+             double min_built_up_fraction) {
+  return pixels >= min_pixels &&
+         !(min_built_up_fraction > 0 && built_up_fraction < min_built_up_fraction);
+}
+
+/// A site's figures from its runs: the same arithmetic, in the same order, wherever the site is
+/// finished (in its tile or at the end of the job), so the figures are bit-identical.
+void summarize(DamageSite& s) {
+  std::int64_t pixels = 0, code_sum = 0, built = 0;
+  std::uint16_t max_code = 0;
+  int x0 = INT32_MAX, x1 = INT32_MIN, y0 = INT32_MAX, y1 = INT32_MIN;
+  double cx = 0, cy = 0;
+  for (const MaskRun& r : s.runs) {
+    const std::int64_t n = r.x1 - r.x0;
+    pixels += n;
+    code_sum += r.code_sum;
+    built += r.built_up;
+    max_code = std::max(max_code, r.max_code);
+    x0 = std::min(x0, r.x0), x1 = std::max(x1, r.x1), y0 = std::min(y0, r.row),
+    y1 = std::max(y1, r.row + 1);
+    cx += static_cast<double>(n) * (r.x0 + r.x1) / 2.0;
+    cy += static_cast<double>(n) * (r.row + 0.5);
+  }
+  s.pixels = pixels;
+  s.mean_score = static_cast<double>(code_sum) / static_cast<double>(pixels) * kScoreCodeScale;
+  s.max_score = max_code * kScoreCodeScale;
+  s.built_up_fraction = built_fraction(pixels, built);
+  s.bbox = cv::Rect(x0, y0, x1 - x0, y1 - y0);
+  s.centroid = cv::Point2d(cx / static_cast<double>(pixels), cy / static_cast<double>(pixels));
+  s.first = s.runs.empty() ? cv::Point() : cv::Point(s.runs.front().x0, s.runs.front().row);
+}
+
+/// The components of `runs` (by row, then column; `root` from connect_runs) that are sites, not
+/// counting those whose root `skip` marks: their runs and figures, in order of their root (their
+/// first pixel). Only the kept components' runs are copied.
+std::vector<DamageSite> gather_sites(const std::vector<MaskRun>& runs,
+                                     const std::vector<std::size_t>& root,
+                                     const std::vector<char>* skip, std::int64_t min_pixels,
+                                     double min_built_up_fraction) {
+  const std::size_t n = runs.size();
+  std::vector<std::int64_t> pixels(n, 0), built(n, 0), site_of(n, -1);
+  std::vector<std::size_t> count(n, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    pixels[root[i]] += runs[i].x1 - runs[i].x0;
+    built[root[i]] += runs[i].built_up;
+    ++count[root[i]];
+  }
+  std::vector<DamageSite> sites;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (root[i] != i || (skip && (*skip)[i])) continue;
+    if (!is_site(pixels[i], built_fraction(pixels[i], built[i]), min_pixels,
+                 min_built_up_fraction)) {
+      continue;
+    }
+    site_of[i] = static_cast<std::int64_t>(sites.size());
+    sites.emplace_back().runs.reserve(count[i]);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t s = site_of[root[i]];
+    if (s >= 0) sites[static_cast<std::size_t>(s)].runs.push_back(runs[i]);
+  }
+  for (DamageSite& s : sites) summarize(s);
+  return sites;
+}
+
+bool first_pixel_before(const DamageSite& a, const DamageSite& b) {
+  return a.first.y != b.first.y ? a.first.y < b.first.y : a.first.x < b.first.x;
+}
+
+/// Plain bytes of the state (memcpy of each value): only read back by the same build.
+struct StateWriter {
+  std::vector<std::uint8_t> bytes;
+  void put_raw(const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    bytes.insert(bytes.end(), b, b + n);
+  }
+  template <typename T>
+  void put(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    put_raw(&v, sizeof v);
+  }
+};
+
+struct StateReader {
+  const std::vector<std::uint8_t>& bytes;
+  std::size_t at = 0;
+  void get_raw(void* p, std::size_t n) {
+    if (n > bytes.size() - at) throw Error(ErrorKind::internal, "SiteAccumulator: truncated state");
+    if (n) std::memcpy(p, bytes.data() + at, n);
+    at += n;
+  }
+  template <typename T>
+  T get() {
+    static_assert(std::is_trivially_copyable_v<T>);
+    T v{};
+    get_raw(&v, sizeof v);
+    return v;
+  }
+  /// A count of items of `item_size` bytes that the rest of the state can hold.
+  std::size_t get_count(std::size_t item_size) {
+    const auto n = get<std::uint64_t>();
+    if (n > (bytes.size() - at) / item_size) {
+      throw Error(ErrorKind::internal, "SiteAccumulator: malformed state");
+    }
+    return static_cast<std::size_t>(n);
+  }
+};
+
+void put_runs(StateWriter& w, const std::vector<MaskRun>& runs) {
+  w.put(static_cast<std::uint64_t>(runs.size()));
+  w.put_raw(runs.data(), runs.size() * sizeof(MaskRun));
+}
+
+void get_runs(StateReader& r, std::vector<MaskRun>& runs) {
+  const std::size_t n = r.get_count(sizeof(MaskRun));
+  const std::size_t start = runs.size();
+  runs.resize(start + n);
+  r.get_raw(runs.data() + start, n * sizeof(MaskRun));
+}
+
+}  // namespace
+
+namespace {
+
+void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<std::uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<std::uint8_t>(v));
+}
+
+std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+
+std::int64_t unzigzag(std::uint64_t v) {
+  return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+}
+
+[[noreturn]] void bad_outline() {
+  throw Error(ErrorKind::internal, "unpack_outline: not a packed outline");
+}
+
+struct VarintReader {
+  const std::vector<std::uint8_t>& bytes;
+  std::size_t at = 0;
+  std::uint64_t get() {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64 && at < bytes.size(); shift += 7) {
+      const std::uint8_t b = bytes[at++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    bad_outline();
+  }
+  /// A count of items that take at least one byte each in the rest.
+  std::size_t count() {
+    const std::uint64_t n = get();
+    if (n > bytes.size() - at) bad_outline();
+    return static_cast<std::size_t>(n);
+  }
+};
+
+}  // namespace
+
+std::vector<std::uint8_t> pack_outline(const std::vector<std::vector<cv::Point>>& rings) {
+  std::vector<std::uint8_t> out;
+  put_varint(out, rings.size());
+  std::int64_t x = 0, y = 0;
+  for (const auto& ring : rings) {
+    put_varint(out, ring.size());
+    for (const cv::Point& p : ring) {
+      put_varint(out, zigzag(p.x - x));
+      put_varint(out, zigzag(p.y - y));
+      x = p.x;
+      y = p.y;
+    }
+  }
+  out.shrink_to_fit();  // kept to the end of the job
+  return out;
+}
+
+std::vector<std::vector<cv::Point>> unpack_outline(const std::vector<std::uint8_t>& packed) {
+  VarintReader r{packed};
+  std::vector<std::vector<cv::Point>> rings(r.count());
+  std::int64_t x = 0, y = 0;
+  const auto coordinate = [](std::int64_t v) {
+    if (v < INT32_MIN || v > INT32_MAX) bad_outline();
+    return static_cast<int>(v);
+  };
+  for (auto& ring : rings) {
+    ring.resize(r.count());
+    for (cv::Point& p : ring) {
+      x += unzigzag(r.get());
+      y += unzigzag(r.get());
+      p = cv::Point(coordinate(x), coordinate(y));
+    }
+  }
+  if (r.at != packed.size()) bad_outline();
+  return rings;
+}
+
+std::vector<DamageSite> take_inner_sites(std::vector<MaskRun>& runs, const Window& core,
+                                         std::int64_t min_pixels, double min_built_up_fraction) {
+  if (runs.empty()) return {};
+  const std::vector<std::size_t> root = connect_runs(runs);
+  std::vector<char> on_edge(runs.size(), 0);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const MaskRun& r = runs[i];
+    if (r.row == core.y || r.row == core.y + core.height - 1 || r.x0 == core.x ||
+        r.x1 == core.x + core.width) {
+      on_edge[root[i]] = 1;
+    }
+  }
+  std::vector<DamageSite> sites =
+      gather_sites(runs, root, &on_edge, min_pixels, min_built_up_fraction);
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (on_edge[root[i]]) runs[kept++] = runs[i];
+  }
+  runs.resize(kept);
+  return sites;
+}
+
+void SiteAccumulator::add(std::vector<MaskRun> runs, std::vector<DamageSite> finished) {
   if (runs_.empty()) {
     runs_ = std::move(runs);
   } else {
     runs_.insert(runs_.end(), runs.begin(), runs.end());
   }
+  if (finished_.empty()) {
+    finished_ = std::move(finished);
+  } else {
+    finished_.insert(finished_.end(), std::make_move_iterator(finished.begin()),
+                     std::make_move_iterator(finished.end()));
+  }
 }
 
 std::vector<std::uint8_t> SiteAccumulator::serialize() const {
-  std::vector<std::uint8_t> out(sizeof(std::uint64_t) + runs_.size() * sizeof(MaskRun));
-  const std::uint64_t n = runs_.size();
-  std::memcpy(out.data(), &n, sizeof n);
-  if (n) std::memcpy(out.data() + sizeof n, runs_.data(), runs_.size() * sizeof(MaskRun));
-  return out;
+  StateWriter w;
+  put_runs(w, runs_);
+  w.put(static_cast<std::uint64_t>(finished_.size()));
+  for (const DamageSite& s : finished_) {
+    w.put(s.id);
+    w.put(s.pixels);
+    w.put(s.mean_score);
+    w.put(s.max_score);
+    w.put(s.built_up_fraction);
+    for (const int v : {s.bbox.x, s.bbox.y, s.bbox.width, s.bbox.height, s.first.x, s.first.y}) {
+      w.put(static_cast<std::int32_t>(v));
+    }
+    w.put(s.centroid.x);
+    w.put(s.centroid.y);
+    put_runs(w, s.runs);
+    w.put(static_cast<std::uint64_t>(s.outline.size()));
+    w.put_raw(s.outline.data(), s.outline.size());
+  }
+  return std::move(w.bytes);
 }
 
 void SiteAccumulator::merge_serialized(const std::vector<std::uint8_t>& bytes) {
-  std::uint64_t n = 0;
-  if (bytes.size() < sizeof n) throw Error(ErrorKind::internal, "SiteAccumulator: truncated state");
-  std::memcpy(&n, bytes.data(), sizeof n);
-  if ((bytes.size() - sizeof n) / sizeof(MaskRun) != n ||
-      (bytes.size() - sizeof n) % sizeof(MaskRun) != 0) {
-    throw Error(ErrorKind::internal, "SiteAccumulator: malformed state");
+  StateReader r{bytes};
+  std::vector<MaskRun> runs;
+  get_runs(r, runs);
+  // A site takes at least its fixed fields (5 x 8 + 6 x 4 + 2 x 8 + 2 x 8 bytes).
+  const std::size_t n = r.get_count(96);
+  std::vector<DamageSite> finished(n);
+  for (DamageSite& s : finished) {
+    s.id = r.get<std::int64_t>();
+    s.pixels = r.get<std::int64_t>();
+    s.mean_score = r.get<double>();
+    s.max_score = r.get<double>();
+    s.built_up_fraction = r.get<double>();
+    for (int* v : {&s.bbox.x, &s.bbox.y, &s.bbox.width, &s.bbox.height, &s.first.x, &s.first.y}) {
+      *v = r.get<std::int32_t>();
+    }
+    s.centroid.x = r.get<double>();
+    s.centroid.y = r.get<double>();
+    get_runs(r, s.runs);
+    s.outline.resize(r.get_count(1));
+    r.get_raw(s.outline.data(), s.outline.size());
   }
-  const std::size_t start = runs_.size();
-  runs_.resize(start + n);
-  if (n) std::memcpy(runs_.data() + start, bytes.data() + sizeof n, n * sizeof(MaskRun));
+  if (r.at != bytes.size()) throw Error(ErrorKind::internal, "SiteAccumulator: malformed state");
+  add(std::move(runs), std::move(finished));
 }
 
 std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
-                                                  double min_built_up_fraction) const {
+                                                  double min_built_up_fraction) const& {
+  SiteAccumulator copy(*this);
+  return std::move(copy).finalize(min_pixels, min_built_up_fraction);
+}
+
+std::vector<DamageSite> SiteAccumulator::finalize(std::int64_t min_pixels,
+                                                  double min_built_up_fraction) && {
+  // Consumed: the runs are sorted and joined in place, and freed once the sites have theirs.
+  std::vector<MaskRun> runs = std::move(runs_);
+  std::vector<DamageSite> finished = std::move(finished_);
+  runs_.clear();
+  finished_.clear();
   // Runs by row and column; runs that touch across a tile border (x1 == next x0) become one.
-  std::vector<MaskRun> runs = runs_;
   std::sort(runs.begin(), runs.end(), [](const MaskRun& a, const MaskRun& b) {
     return a.row != b.row ? a.row < b.row : a.x0 < b.x0;
   });
-  std::vector<MaskRun> joined;
-  joined.reserve(runs.size());
-  for (const MaskRun& r : runs) {
-    if (!joined.empty() && joined.back().row == r.row && joined.back().x1 == r.x0) {
-      MaskRun& j = joined.back();
+  std::size_t joined = 0;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const MaskRun& r = runs[i];
+    if (joined > 0 && runs[joined - 1].row == r.row && runs[joined - 1].x1 == r.x0) {
+      MaskRun& j = runs[joined - 1];
       j.x1 = r.x1;
       j.code_sum += r.code_sum;
       j.max_code = std::max(j.max_code, r.max_code);
       j.built_up += r.built_up;
     } else {
-      if (!joined.empty() && joined.back().row == r.row && joined.back().x1 > r.x0) {
+      if (joined > 0 && runs[joined - 1].row == r.row && runs[joined - 1].x1 > r.x0) {
         throw Error(ErrorKind::internal, "SiteAccumulator: overlapping runs (a tile added twice?)");
       }
-      joined.push_back(r);
+      runs[joined++] = r;
     }
   }
-  const std::vector<std::size_t> parent = connect_runs(joined);
-  // Sites in order of their root (= their first run, by row then column).
-  std::vector<std::int64_t> site_of(joined.size(), -1);
-  std::vector<DamageSite> sites;
-  for (std::size_t i = 0; i < joined.size(); ++i) {
-    const std::size_t root = parent[i];
-    if (site_of[root] < 0) {
-      site_of[root] = static_cast<std::int64_t>(sites.size());
-      sites.emplace_back();
+  runs.resize(joined);
+  std::vector<DamageSite> sites =
+      gather_sites(runs, connect_runs(runs), nullptr, min_pixels, min_built_up_fraction);
+  std::vector<MaskRun>().swap(runs);
+  // The sites finished in tiles (filtered there with the same rule) among them, by first pixel.
+  std::erase_if(finished, [&](const DamageSite& s) {
+    return !is_site(s.pixels, s.built_up_fraction, min_pixels, min_built_up_fraction);
+  });
+  std::sort(finished.begin(), finished.end(), first_pixel_before);
+  std::vector<DamageSite> all;
+  all.reserve(sites.size() + finished.size());
+  std::merge(std::make_move_iterator(sites.begin()), std::make_move_iterator(sites.end()),
+             std::make_move_iterator(finished.begin()), std::make_move_iterator(finished.end()),
+             std::back_inserter(all), first_pixel_before);
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i > 0 && !first_pixel_before(all[i - 1], all[i])) {
+      throw Error(ErrorKind::internal,
+                  "SiteAccumulator: two sites start at one pixel (a tile added twice?)");
     }
-    DamageSite& s = sites[static_cast<std::size_t>(site_of[root])];
-    const MaskRun& r = joined[i];
-    s.runs.push_back(r);
+    all[i].id = static_cast<std::int64_t>(i);
   }
-  std::vector<DamageSite> kept;
-  for (DamageSite& s : sites) {
-    std::int64_t pixels = 0, code_sum = 0, built = 0;
-    std::uint16_t max_code = 0;
-    int x0 = INT32_MAX, x1 = INT32_MIN, y0 = INT32_MAX, y1 = INT32_MIN;
-    double cx = 0, cy = 0;
-    for (const MaskRun& r : s.runs) {
-      const std::int64_t n = r.x1 - r.x0;
-      pixels += n;
-      code_sum += r.code_sum;
-      built += r.built_up;
-      max_code = std::max(max_code, r.max_code);
-      x0 = std::min(x0, r.x0), x1 = std::max(x1, r.x1), y0 = std::min(y0, r.row),
-      y1 = std::max(y1, r.row + 1);
-      cx += static_cast<double>(n) * (r.x0 + r.x1) / 2.0;
-      cy += static_cast<double>(n) * (r.row + 0.5);
-    }
-    if (pixels < min_pixels) continue;
-    const double built_fraction =
-        pixels > 0 ? static_cast<double>(built) / static_cast<double>(pixels) : 0;
-    if (min_built_up_fraction > 0 && built_fraction < min_built_up_fraction) continue;
-    s.pixels = pixels;
-    s.mean_score = static_cast<double>(code_sum) / static_cast<double>(pixels) * kScoreCodeScale;
-    s.max_score = max_code * kScoreCodeScale;
-    s.built_up_fraction = built_fraction;
-    s.bbox = cv::Rect(x0, y0, x1 - x0, y1 - y0);
-    s.centroid = cv::Point2d(cx / static_cast<double>(pixels), cy / static_cast<double>(pixels));
-    s.id = static_cast<std::int64_t>(kept.size());
-    kept.push_back(std::move(s));
-  }
-  return kept;
+  return all;
 }
 
 namespace {
