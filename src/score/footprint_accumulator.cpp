@@ -522,7 +522,8 @@ void FootprintAccumulator::merge_serialized(const std::vector<std::uint8_t>& byt
       }
       const std::size_t start = codes_[i].size();
       codes_[i].resize(start + n);
-      std::memcpy(codes_[i].data() + start, bytes.data() + pos, n * sizeof(std::uint16_t));
+      // n == 0 leaves data() null: memcpy must not see a null pointer even for 0 bytes (UBSan).
+      if (n > 0) std::memcpy(codes_[i].data() + start, bytes.data() + pos, n * sizeof(std::uint16_t));
       pos += n * sizeof(std::uint16_t);
       if (!tiles_total_.empty() && !done_[i]) {
         tiles_added_[i] += other_added;
