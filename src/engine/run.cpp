@@ -261,8 +261,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     const std::size_t window_px =
         static_cast<std::size_t>(strip_px + 2 * cfg.tiling.halo + 1024) *
         static_cast<std::size_t>(cfg.tiling.tile_size + 2 * cfg.tiling.halo);
-    return std::make_shared<SceneBlockCache>(4 * window_px *
-                                             (2 * static_cast<std::size_t>(scene.band_count) + 1));
+    // At most 256 MB a scene (GDAL's own bound before): huge tiles re-decode some blocks instead.
+    return std::make_shared<SceneBlockCache>(
+        std::min<std::size_t>(4 * window_px * (2 * static_cast<std::size_t>(scene.band_count) + 1),
+                              std::size_t{256} << 20));
   };
   const auto pre_blocks = block_cache(plan.pre), post_blocks = block_cache(plan.post);
   tbb::enumerable_thread_specific<std::optional<Readers>> readers;
