@@ -1,13 +1,5 @@
 #include "aftermath/io/scene.hpp"
 
-#include <cpl_conv.h>
-#include <cpl_minixml.h>
-#include <cpl_string.h>
-#include <gdal.h>
-#include <gdal_alg.h>
-#include <gdalwarper.h>
-#include <ogr_spatialref.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +16,15 @@
 #include <sstream>
 #include <unordered_map>
 #include <vector>
+
+#include <cpl_conv.h>
+#include <cpl_minixml.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <gdal_alg.h>
+#include <gdalwarper.h>
+#include <ogr_spatialref.h>
+#include <openssl/evp.h>
 
 #include "aftermath/core/error.hpp"
 #include "gdal_util.hpp"
