@@ -623,8 +623,15 @@ FootprintSet read_ogr(const std::string& path, const Grid& grid, const Footprint
   ErrorCapture cap;
   // Room for every feature at once when the driver knows the count cheaply: growing by doubling
   // holds two copies at the moment it moves (28 MB at peak for 88k footprints) and leaves holes.
+  // The count comes from the file (a FlatGeobuf header states it): never trust it beyond what
+  // the file's size could hold (a feature takes well over 64 bytes in any format).
   if (const GIntBig count = layer->GetFeatureCount(FALSE); count > 0) {
-    set.features.reserve(static_cast<std::size_t>(std::min<GIntBig>(count, GIntBig{1} << 24)));
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    if (!ec) {
+      const auto most = static_cast<GIntBig>(std::min<std::uintmax_t>(bytes / 64, std::uintmax_t{1} << 22));
+      set.features.reserve(static_cast<std::size_t>(std::min(count, most)));
+    }
   }
   layer->ResetReading();
   std::int64_t n_read = 0, n_points_lines = 0;  // a file of points or lines only is an error
