@@ -819,7 +819,8 @@ struct SceneReader::Impl {
   }
 
   /// Decides whether reads go through `blocks`: the direct path of a file tiled in blocks of at
-  /// most 1024 px a side, the same for every band read (strips and huge blocks read directly).
+  /// most 1024 px a side and 16 MB (all bands read), the same for every band read (strips and
+  /// huge blocks read directly).
   void decide_blocks(std::shared_ptr<SceneBlockCache> cache) {
     if (!cache || !direct) return;
     GDALDatasetH h = io_detail::get(src);
@@ -854,6 +855,11 @@ struct SceneReader::Impl {
           break;  // float32 (exact for the integer types above, GDAL's own conversion otherwise)
       }
     }
+    // A block of many bands can be larger than the window a tile needs: such files are read
+    // directly, as before (a cache of them would hold more than the tiles do).
+    const std::size_t block_bytes =
+        static_cast<std::size_t>(bw) * bh * bands.size() * CV_ELEM_SIZE(block_cv_type);
+    if (block_bytes > (std::size_t{16} << 20)) return;
     block_w = bw;
     block_h = bh;
     blocks = std::move(cache);
