@@ -1155,6 +1155,10 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
   // stray ',' on which yaml-cpp 0.7 loops allocating).
   bool plain_open = false;
   int plain_indent = -1;
+  // A bare plain scalar (not a mapping value, not a sequence entry: the document's root) goes on
+  // at its own indentation too, also at column 0 (fuzz_config: "e '0:.3\n{ #0.3\n ,2val"; the
+  // '{' is text and the ',' stray).
+  bool plain_bare = false;
   std::size_t line_no = 0, pos = 0;
   while (pos <= text.size()) {
     std::size_t end = text.find('\n', pos);
@@ -1168,7 +1172,11 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       if (indent < 0 || indent > block_indent) continue;  // block scalar content
       block_indent = -1;
     }
-    const bool continuation = plain_open && !quote && depth == 0 && indent > plain_indent;
+    const bool continuation = plain_open && !quote && depth == 0 &&
+                              (indent > plain_indent || (plain_bare && indent == plain_indent));
+    // This line's node is a mapping value or a sequence entry (else a bare scalar).
+    bool keyed = first != std::string::npos && line[first] == '-' &&
+                 (first + 1 == line.size() || line[first + 1] == ' ' || line[first + 1] == '\t');
     bool token_start =
         true;  // at the start of a token (line start, after blank or a closing quote)
     char last = 0;
@@ -1237,6 +1245,10 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
           ++i;
         continue;
       }
+      if (c == ':' && depth == 0 &&
+          (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t' || line[i + 1] == '\r')) {
+        keyed = true;
+      }
       token_start = depth > 0 && (c == ',' || c == ':');
       last = c;
     }
@@ -1252,7 +1264,10 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
     }
     if (indent >= 0) {
       const bool open = !commented && !quote && depth == 0 && !token_start && last != ':' && last != '-';
-      if (open && !continuation) plain_indent = indent;
+      if (open && !continuation) {
+        plain_indent = indent;
+        plain_bare = !keyed;
+      }
       plain_open = open;
     }
   }

@@ -714,6 +714,17 @@ TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
   }
+  // Sixth finding (a CI-style run): the same behind a '{' at column 0 that continues a bare plain
+  // scalar at the document's root ("e '0:.3..." then "{ #0.3" then " ,2val.3").
+  try {
+    parse_config("e '0:.3\"n {'{i\n{ #0.3\n ,2val.3\n {{'ni\"{ #0.3\n ,2value:  \"B0\3319\"B\"\".", "f.yaml");
+    ADD_FAILURE() << "accepted the brace-at-column-0 continuation case";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
+  }
+  // A bare scalar's continuation at column 0 is still text ("a\nb" is the scalar "a b"), and a
+  // key's value on the next line at the key's column is not a continuation.
+  EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs:\n    EPSG:32615\n"));
   // A flow value on the line after its key still parses.
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "input:\n  allowed_drivers:\n    [GTiff, VRT]\n"));
   // Fourth finding: an explicit key after a tagged or anchored node hangs yaml-cpp 0.7
