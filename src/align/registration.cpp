@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/simd.hpp"
 #include "internal.hpp"
 
 namespace aftermath {
@@ -439,9 +440,8 @@ namespace {
 // The 4-tap rows of the separable cubic convolution, unrolled so the compiler vectorises them,
 // and compiled for AVX2 as well (chosen at run time). The same operations in the same order as
 // the generic loops (no FMA: -ffp-contract=off), so every version gives identical values.
-__attribute__((target_clones("avx2", "default"))) void cubic_row_horizontal(const float* p,
-                                                                            const double* w, int lo,
-                                                                            int hi, float* h) {
+AFTERMATH_AVX2_CLONES void cubic_row_horizontal(const float* p, const double* w, int lo, int hi,
+                                                float* h) {
   for (int tx = lo; tx <= hi; ++tx) {
     double acc = 0;
     acc += w[0] * p[tx];
@@ -454,10 +454,8 @@ __attribute__((target_clones("avx2", "default"))) void cubic_row_horizontal(cons
 
 // Invalid pixels (vo 0) are set to +0, by a bit mask in a second pass (a select in the first
 // loop keeps GCC 12 from vectorising it).
-__attribute__((target_clones("avx2", "default"))) void cubic_row_vertical(const float* const* rows,
-                                                                          const double* w,
-                                                                          const uchar* vo, int tw,
-                                                                          float* o) {
+AFTERMATH_AVX2_CLONES void cubic_row_vertical(const float* const* rows, const double* w,
+                                              const uchar* vo, int tw, float* o) {
   const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
   for (int tx = 0; tx < tw; ++tx) {
     double acc = 0;

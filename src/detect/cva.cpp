@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/simd.hpp"
 #include "aftermath/core/util.hpp"
 #include "aftermath/detect/detector.hpp"
 
@@ -110,10 +111,8 @@ constexpr std::uint32_t kExponent = 0x7f800000u;  // all ones: inf or NaN
 
 /// e = post - pre in float, 0 where that is not finite (box_differences with r = 0); `bad` |= 1
 /// where pre or post is not finite (exactly where the double difference is not finite).
-__attribute__((target_clones("avx2", "default"))) void cva_difference_row(const float* pre,
-                                                                          const float* post,
-                                                                          int cols, float* e,
-                                                                          std::uint32_t* bad) {
+AFTERMATH_AVX2_CLONES void cva_difference_row(const float* pre, const float* post, int cols,
+                                              float* e, std::uint32_t* bad) {
   for (int c = 0; c < cols; ++c) {
     const std::uint32_t db = float_bits(post[c] - pre[c]);
     e[c] = float_from_bits(db & -static_cast<std::uint32_t>((db & kExponent) != kExponent));
@@ -123,9 +122,8 @@ __attribute__((target_clones("avx2", "default"))) void cva_difference_row(const 
 }
 
 /// m2 += z^2, z = (e - median) x inv_sigma.
-__attribute__((target_clones("avx2", "default"))) void cva_square_row(const float* e, double median,
-                                                                      double inv_sigma, int cols,
-                                                                      double* m2) {
+AFTERMATH_AVX2_CLONES void cva_square_row(const float* e, double median, double inv_sigma, int cols,
+                                          double* m2) {
   for (int c = 0; c < cols; ++c) {
     const double z = (static_cast<double>(e[c]) - median) * inv_sigma;
     m2[c] += z * z;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/simd.hpp"
 #include "aftermath/core/util.hpp"
 
 namespace aftermath {
@@ -177,8 +178,7 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
 namespace {
 // p = g p + o in double, rounded to float; also compiled for AVX2 (chosen at run time; no FMA,
 // so the values are the same).
-__attribute__((target_clones("avx2", "default"))) void gain_offset_row(float* p, int cols, double g,
-                                                                       double o) {
+AFTERMATH_AVX2_CLONES void gain_offset_row(float* p, int cols, double g, double o) {
   for (int c = 0; c < cols; ++c) p[c] = static_cast<float>(g * p[c] + o);
 }
 }  // namespace
