@@ -116,30 +116,6 @@ std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles) {
   return order;
 }
 
-namespace {
-/// Adds the time from construction to destruction to `*sum` (ns), if given.
-class StageClock {
- public:
-  explicit StageClock(std::atomic<std::int64_t>* sum) : sum_(sum) {
-    if (sum_) start_ = std::chrono::steady_clock::now();
-  }
-  ~StageClock() {
-    if (sum_) {
-      sum_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now() - start_)
-                          .count(),
-                      std::memory_order_relaxed);
-    }
-  }
-  StageClock(const StageClock&) = delete;
-  StageClock& operator=(const StageClock&) = delete;
-
- private:
-  std::atomic<std::int64_t>* sum_;
-  std::chrono::steady_clock::time_point start_;
-};
-}  // namespace
-
 void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens,
                        const ClassifyContext& ctx, const PipelineStages& stages,
                        const std::function<void(const char*)>& check_cancel,

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -89,6 +90,29 @@ void classify_tile(const ClassifyContext& ctx, TileWork& work);
 struct TileStageTimes {
   std::atomic<std::int64_t> load{0}, compute{0}, classify{0}, store{0};
 };
+
+/// Adds the time from construction to destruction to `*sum` (ns), if given.
+class StageClock {
+ public:
+  explicit StageClock(std::atomic<std::int64_t>* sum) : sum_(sum) {
+    if (sum_) start_ = std::chrono::steady_clock::now();
+  }
+  ~StageClock() {
+    if (sum_) {
+      sum_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - start_)
+                          .count(),
+                      std::memory_order_relaxed);
+    }
+  }
+  StageClock(const StageClock&) = delete;
+  StageClock& operator=(const StageClock&) = delete;
+
+ private:
+  std::atomic<std::int64_t>* sum_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 struct PipelineStages {
   std::function<void(TileWork&)> load;     ///< serial; may be empty
   std::function<void(TileWork&)> compute;  ///< parallel, before classify; may be empty

@@ -483,12 +483,11 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       throw Error(ErrorKind::input, "tile failed on purpose (test hook AFTERMATH_TEST_FAIL_TILE)", "score", {}, t.index);
     }
     auto q = std::make_shared<RunTileExtra>();
-    const auto t_read = Clock::now();
-    BandPair pair = read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
-                              &q->non_finite, t.core);
-    read_ns.fetch_add(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t_read).count(),
-        std::memory_order_relaxed);
+    BandPair pair = [&] {
+      const engine::StageClock clock(&read_ns);
+      return read_pair(thread_readers(), t.outer, model.registration, &model.normalisation,
+                       &q->non_finite, t.core);
+    }();
     if (built_up_size_px > 0) {
       const cv::Mat index = engine::built_up_index_core(pair.pre, pair.valid, t, built_up_size_px, model.brightness_range);
       w.built_up = index >= cfg.sites.built_up_index_threshold;  // as rescore reads it back

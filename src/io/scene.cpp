@@ -531,7 +531,6 @@ namespace {
 struct DecodedBlock {
   std::vector<cv::Mat> planes;
   cv::Mat valid;
-  std::size_t bytes = 0;
   /// The bytes the planes and `valid` view (a buffer of the cache's pool, returned to it when
   /// the block goes); mutable so the pool can take it back from a const block.
   mutable std::vector<std::uint8_t> storage;
@@ -620,8 +619,8 @@ struct SceneBlockCache::Impl {
     slot->block = block;
     std::lock_guard lock(mutex);
     if (slot->listed) {
-      slot->bytes = block->bytes;
-      bytes += block->bytes;
+      slot->bytes = block->storage.size();
+      bytes += slot->bytes;
       // Drop the least recently used blocks (never the one just decoded) beyond the capacity.
       while (bytes > capacity && lru.size() > 1) {
         const std::int64_t victim = lru.back();
@@ -772,18 +771,20 @@ struct SceneReader::Impl {
     cap.check(ErrorKind::input, scene.path + ": cannot set up the warp onto the analysis grid");
   }
 
-  /// Reads `fw` (in the pixel space of `ds`) into the band views at (dx, dy), as Float32.
+  /// Reads `fw` (in the pixel space of `ds`) into the band views at (dx, dy) of `buf` (band k =
+  /// rows [k*win_h, (k+1)*win_h)), as `type` (GDAL's name for the type of `buf`).
   void raster_io(GDALDatasetH ds, const std::vector<int>& band_map, const Window& fw, cv::Mat& buf,
-                 int dx, int dy, int win_h, const Window& requested) {
+                 int dx, int dy, int win_h, const Window& requested,
+                 GDALDataType type = GDT_Float32) {
     ErrorCapture cap;
-    float* first = buf.ptr<float>(dy) + dx;
+    void* first = buf.ptr(dy) + static_cast<std::size_t>(dx) * buf.elemSize();
     const GSpacing line = static_cast<GSpacing>(buf.step[0]);
     const GSpacing band_space = line * win_h;
     std::vector<int> bm = band_map;
-    const CPLErr err = GDALDatasetRasterIOEx(ds, GF_Read, fw.x, fw.y, fw.width, fw.height, first,
-                                             fw.width, fw.height, GDT_Float32,
-                                             static_cast<int>(bm.size()), bm.data(), sizeof(float),
-                                             line, band_space, nullptr);
+    const CPLErr err =
+        GDALDatasetRasterIOEx(ds, GF_Read, fw.x, fw.y, fw.width, fw.height, first, fw.width,
+                              fw.height, type, static_cast<int>(bm.size()), bm.data(),
+                              static_cast<GSpacing>(buf.elemSize()), line, band_space, nullptr);
     if (err != CE_None || cap.failed()) {
       throw Error(ErrorKind::input,
                   with_reason(where(requested) + ": read failed", cap.message()));
@@ -878,20 +879,7 @@ struct SceneReader::Impl {
     const std::size_t full = static_cast<std::size_t>(block_w) * block_h;
     out.storage = blocks->impl_->take_buffer(full * (static_cast<std::size_t>(n) * elem + 1));
     cv::Mat buf(n * fw.height, fw.width, block_cv_type, out.storage.data());
-    {
-      ErrorCapture cap;
-      std::vector<int> bm = bands;
-      const GSpacing pixel = static_cast<GSpacing>(buf.elemSize());
-      const GSpacing line = static_cast<GSpacing>(buf.step[0]);
-      const CPLErr err = GDALDatasetRasterIOEx(h, GF_Read, fw.x, fw.y, fw.width, fw.height,
-                                               buf.data, fw.width, fw.height, block_type, n,
-                                               bm.data(), pixel, line, line * fw.height, nullptr);
-      if (err != CE_None || cap.failed()) {
-        throw Error(ErrorKind::input,
-                    with_reason(scene.path + ": " + window_str(fw) + " (file pixels): read failed",
-                                cap.message()));
-      }
-    }
+    raster_io(h, bands, fw, buf, 0, 0, fw.height, fw, block_type);
     for (int k = 0; k < n; ++k)
       out.planes.push_back(buf.rowRange(k * fw.height, (k + 1) * fw.height));
     out.valid = cv::Mat(fw.height, fw.width, CV_8U, out.storage.data() + plane_bytes);
@@ -900,7 +888,6 @@ struct SceneReader::Impl {
     // The block is kept here now: GDAL's copy in its own cache would only hold memory (a
     // read-only dataset has nothing to write back).
     GDALFlushCache(h);
-    out.bytes = out.storage.size();
     return out;
   }
 
