@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <ctime>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#include <fstream>
+#include <sstream>
 
 namespace aftermath {
 
@@ -27,6 +32,27 @@ std::string utc_timestamp() {
 
 void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body) {
   for (std::size_t i = 0; i < n; ++i) body(i);
+}
+
+ResidentMemory resident_memory() {
+  ResidentMemory m;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    const bool rss = line.rfind("VmRSS:", 0) == 0, hwm = line.rfind("VmHWM:", 0) == 0;
+    if (!rss && !hwm) continue;
+    std::istringstream fields(line.substr(6));
+    double kb = -1;
+    if (!(fields >> kb)) continue;
+    (rss ? m.now_mb : m.peak_mb) = kb / 1024.0;
+  }
+  return m;
+}
+
+void release_free_heap() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace aftermath

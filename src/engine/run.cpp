@@ -57,6 +57,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kStripPx = 2048;  // width of the vertical strips of tiles the run goes through
+// Free heap pages go back to the system after this many pixels of tile cores (32 tiles of 512^2
+// px): see the write stage.
+constexpr std::int64_t kReleaseHeapEveryPx = std::int64_t{8} << 20;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -186,6 +189,11 @@ class JoinInArena {
 
 RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const auto t_start = Clock::now();
+  const auto log_memory = [](const char* after) {
+    const ResidentMemory m = resident_memory();
+    spdlog::debug("memory after {}: {:.0f} MB resident, {:.0f} MB at the peak so far", after,
+                  m.now_mb, m.peak_mb);
+  };
   RunSummary summary;
   const JobConfig& cfg = req.config;
   init_gdal();
@@ -266,7 +274,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
         std::min<std::size_t>(4 * window_px * (2 * static_cast<std::size_t>(scene.band_count) + 1),
                               std::size_t{256} << 20));
   };
-  const auto pre_blocks = block_cache(plan.pre), post_blocks = block_cache(plan.post);
+  auto pre_blocks = block_cache(plan.pre), post_blocks = block_cache(plan.post);
   tbb::enumerable_thread_specific<std::optional<Readers>> readers;
   auto thread_readers = [&]() -> Readers& {
     auto& slot = readers.local();
@@ -416,6 +424,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     }
     spdlog::info("{} features from {}", footprints.features.size(), req.footprints);
   }
+  release_free_heap();  // the estimate stage's and the footprint reader's transients
+  std::int64_t px_since_release = 0;
+  int heap_releases = 0;
+  log_memory("the estimate stage and the footprints");
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();
@@ -543,6 +555,16 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       quicklook.paste(2, q->rect, q->score);
     }
     ++written;
+    // The heap fragments as tiles go (every thread's malloc arena keeps the high-water mark of
+    // the buffers it served, pinned by long-lived small blocks): the resident memory crept up
+    // with the scene (466 MB at 16384^2 against 336 at 4096^2). Its free pages go back to the
+    // system now and then; not after every tile: reusing them costs page faults.
+    px_since_release += static_cast<std::int64_t>(w.tile.core.width) * w.tile.core.height;
+    if (px_since_release >= kReleaseHeapEveryPx) {
+      release_free_heap();
+      px_since_release = 0;
+      ++heap_releases;
+    }
     if (progress) progress("score", written, n_tiles);
   };
   // On an exception the pipeline stops, and the writer's destructor removes the temporary file.
@@ -553,6 +575,19 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     engine::run_tile_pipeline(arena, tiles, tokens, ctx, stages, throw_if_cancelled, order);
   }
   summary.times.score = seconds_since(t_score);
+  // The scenes are read: their readers and decoded blocks (two thirds of the memory in use)
+  // make room for the tables.
+  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
+    const auto st = blocks->stats();
+    spdlog::debug("input blocks: {} decoded, {} reads from the shared cache", st.decoded,
+                  st.reused);
+  }
+  readers.clear();
+  pre_blocks.reset();
+  post_blocks.reset();
+  release_free_heap();
+  log_memory("the tiles");
+  spdlog::debug("free heap released to the system {} times during the tiles", heap_releases);
   {
     const auto sec = [](std::int64_t ns) { return static_cast<double>(ns) * 1e-9; };
     const double read = sec(read_ns.load());
@@ -593,11 +628,6 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     const std::string w = fmt::format("0 of {} features intersect the analysis grid", summary.features);
     spdlog::warn("{}", w);
     summary.warnings.push_back(w);
-  }
-  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
-    const auto st = blocks->stats();
-    spdlog::debug("input blocks: {} decoded, {} reads from the shared cache", st.decoded,
-                  st.reused);
   }
   const Registration& reg = model.registration;
   std::exception_ptr write_failed;
@@ -667,6 +697,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       writer->set_attribute("/", "input_footprints_sha256", sha256_file(req.footprints));
     }
     if (want_ql) quicklook.write(req.quicklook, footprints.features, results);
+    log_memory("the tables and attributes");
     const auto t_commit = Clock::now();
     summary.times.parts.emplace_back("finalize: classes, tables, attributes", seconds_since(t_fin));
     writer->commit();

@@ -21,4 +21,15 @@ void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body
 /// The current time in UTC as ISO 8601, e.g. "2026-11-27T08:40:00Z".
 std::string utc_timestamp();
 
+/// The process's resident memory now and at its peak so far, MB (Linux /proc/self/status VmRSS,
+/// VmHWM); -1 each where unknown. For the memory lines of `--profile`.
+struct ResidentMemory {
+  double now_mb = -1, peak_mb = -1;
+};
+ResidentMemory resident_memory();
+
+/// Returns the free pages the allocator holds to the system (glibc: malloc_trim), so resident
+/// memory follows the memory in use; a no-op elsewhere. Costs the page faults of reusing them.
+void release_free_heap();
+
 }  // namespace aftermath
