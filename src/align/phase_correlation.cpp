@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -156,10 +157,31 @@ cv::Mat shift_mask(const cv::Mat& valid, cv::Point2d s) {
   return out;
 }
 
+/// The reference side of a level's last correlation: the same while the pixels valid in both
+/// images are (the refinements shift the moving image by fractions of a pixel, which leaves the
+/// mask alone), so its spectrum is computed once for them.
+struct ReferenceSide {
+  cv::Mat both;             // the mask it was made for
+  cv::Mat weight;           // Hann window x taper of `both`
+  cv::Mat spectrum;         // of the weighted, mean-free reference
+  cv::Scalar mean, stddev;  // of the reference over `both`
+  double support = 0;
+};
+
 struct Level {
   cv::Mat ref, mov;              // CV_32F, invalid pixels filled
   cv::Mat ref_valid, mov_valid;  // CV_8U 0/255
+  mutable ReferenceSide last;    // a cache: copies of a level share it until one is recomputed
 };
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  if (a.empty() || a.size() != b.size() || a.type() != b.type()) return false;
+  const std::size_t row_bytes = static_cast<std::size_t>(a.cols) * a.elemSize();
+  for (int y = 0; y < a.rows; ++y) {
+    if (std::memcmp(a.ptr(y), b.ptr(y), row_bytes) != 0) return false;
+  }
+  return true;
+}
 
 struct Estimate {
   cv::Point2d shift;
@@ -203,8 +225,15 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   // is a structure shared at zero residual; a hard-edged one (its autocorrelation has a cusp)
   // pulls the estimate towards the current shift by a constant amount and the iteration stalls
   // short of the truth, a smooth one only slows the convergence down.
-  cv::Scalar mr, sr, mm, sm;
-  cv::meanStdDev(level.ref, mr, sr, both);
+  ReferenceSide& side = level.last;
+  const bool same_side = same_pixels(side.both, both);
+  if (!same_side) {
+    // Rebinds every member (never writes into a buffer a copy of the level may share).
+    side = ReferenceSide{};
+    cv::meanStdDev(level.ref, side.mean, side.stddev, both);
+  }
+  const cv::Scalar mr = side.mean, sr = side.stddev;
+  cv::Scalar mm, sm;
   cv::meanStdDev(mov, mm, sm, both);
   if (!(sr[0] > 1e-6 * (1.0 + std::abs(mr[0]))) || !(sm[0] > 1e-6 * (1.0 + std::abs(mm[0])))) {
     return fail_with("no texture");
@@ -212,23 +241,28 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
 
   const int w = level.ref.cols, h = level.ref.rows;
   const int pw = cv::getOptimalDFTSize(w), ph = cv::getOptimalDFTSize(h);
-  cv::Mat hann;
-  cv::createHanningWindow(hann, cv::Size(w, h), CV_32F);
-  cv::Mat weight = hann.clone();
-  if (n < static_cast<int>(both.total())) {
-    cv::Mat dist;
-    cv::distanceTransform(both, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE, CV_32F);
-    for (int y = 0; y < h; ++y) {
-      const float* d = dist.ptr<float>(y);
-      float* wp = weight.ptr<float>(y);
-      for (int x = 0; x < w; ++x) {
-        const double t = std::min(static_cast<double>(d[x]) / kTaperPx, 1.0);
-        // At t = 1 the factor is exactly 1 (cos(pi) rounds to -1): most pixels, no cosine.
-        if (t < 1.0) wp[x] *= static_cast<float>(0.5 - 0.5 * std::cos(kPi * t));
+  cv::Mat weight = side.weight;
+  if (!same_side) {
+    cv::Mat hann;
+    cv::createHanningWindow(hann, cv::Size(w, h), CV_32F);
+    weight = hann.clone();
+    if (n < static_cast<int>(both.total())) {
+      cv::Mat dist;
+      cv::distanceTransform(both, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE, CV_32F);
+      for (int y = 0; y < h; ++y) {
+        const float* d = dist.ptr<float>(y);
+        float* wp = weight.ptr<float>(y);
+        for (int x = 0; x < w; ++x) {
+          const double t = std::min(static_cast<double>(d[x]) / kTaperPx, 1.0);
+          // At t = 1 the factor is exactly 1 (cos(pi) rounds to -1): most pixels, no cosine.
+          if (t < 1.0) wp[x] *= static_cast<float>(0.5 - 0.5 * std::cos(kPi * t));
+        }
       }
     }
+    side.support = cv::sum(weight)[0] / std::max(cv::sum(hann)[0], 1e-12);
+    side.weight = weight;
   }
-  const double support = cv::sum(weight)[0] / std::max(cv::sum(hann)[0], 1e-12);
+  const double support = side.support;
   auto prepare = [&](const cv::Mat& img, double mean) {
     cv::Mat a = cv::Mat::zeros(ph, pw, CV_32F);
     for (int y = 0; y < h; ++y) {
@@ -243,7 +277,11 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
     cv::dft(a, spec, cv::DFT_COMPLEX_OUTPUT);
     return spec;
   };
-  const cv::Mat fr = prepare(level.ref, mr[0]);
+  if (!same_side) {
+    side.spectrum = prepare(level.ref, mr[0]);
+    side.both = both;
+  }
+  const cv::Mat fr = side.spectrum;
   const cv::Mat fm = prepare(mov, mm[0]);
 
   // Normalised cross-power spectrum M * conj(R) / |M * conj(R)|: its inverse peaks at r.
