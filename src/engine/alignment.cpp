@@ -52,11 +52,17 @@ const std::vector<T>* column(const Table& t, const std::string& name) {
 
 ForEach arena_for_each(tbb::task_arena& arena) {
   return [&arena](std::size_t n, const std::function<void(std::size_t)>& body) {
-    // The release/acquire counter states for ThreadSanitizer that the bodies happen before the
-    // caller reads their results (TBB's own synchronisation is not instrumented).
+    // The release/acquire pairs state for ThreadSanitizer that what the caller wrote happens
+    // before the bodies, and the bodies before the caller reads their results (TBB's own
+    // synchronisation is not instrumented: every read of the caller's data on a worker was a
+    // report, each suppressed by its libtbb frames after a search that grew with the reports,
+    // which stalled `scripts/test.sh --tsan` in the radiometric fit).
+    std::atomic<bool> started{false};
+    started.store(true, std::memory_order_release);
     std::atomic<std::size_t> done{0};
     arena.execute([&] {
       tbb::parallel_for(std::size_t(0), n, [&](std::size_t i) {
+        (void)started.load(std::memory_order_acquire);
         body(i);
         done.fetch_add(1, std::memory_order_release);
       });

@@ -477,12 +477,16 @@ void pack_site_outline(DamageSite& site) {
 
 std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
   // Independent per site: in parallel (in the caller's arena), each result in its own slot. The
-  // release/acquire count states in our code, where ThreadSanitizer sees it, the happens-before
-  // that TBB's own (uninstrumented) join gives: the caller reads the strings and the sites.
+  // release/acquire pairs state in our code, where ThreadSanitizer sees it, the happens-before
+  // that TBB's own (uninstrumented) spawn and join give: the bodies read the caller's sites, the
+  // caller reads the strings and the sites.
   std::vector<std::string> out(sites.size());
+  std::atomic<bool> started{false};
+  started.store(true, std::memory_order_release);
   std::atomic<std::size_t> done{0};
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64),
                     [&](const tbb::blocked_range<std::size_t>& r) {
+                      (void)started.load(std::memory_order_acquire);
                       for (std::size_t i = r.begin(); i != r.end(); ++i) {
                         DamageSite& s = sites[i];
                         out[i] = outline_wkt(

@@ -146,22 +146,6 @@ std::string crs_short_name(const std::string& wkt) {
   return b == std::string::npos ? "unnamed CRS" : wkt.substr(a + 1, b - a - 1);
 }
 
-// parallel_for over [0, n) whose results the caller reads afterwards. TBB guarantees they are
-// complete when parallel_for returns, but through its own (uninstrumented) synchronisation; the
-// release/acquire counter states that happens-before in our code, where ThreadSanitizer sees it.
-template <typename Body>
-void parallel_for_each_index(tbb::task_arena& arena, std::size_t n, Body&& body) {
-  std::atomic<std::size_t> done{0};
-  arena.execute([&] {
-    tbb::parallel_for(std::size_t(0), n, [&](std::size_t i) {
-      body(i);
-      done.fetch_add(1, std::memory_order_release);
-    });
-  });
-  if (done.load(std::memory_order_acquire) != n) throw Error(ErrorKind::internal, "parallel_for incomplete");
-}
-
-
 // Joins a task group's tasks inside `arena` when the job ends early (an exception). With one
 // thread the arena has no worker: only a thread inside it runs (or cancels) the tasks, and the
 // task group's destructor, outside it, would wait for them forever.
@@ -248,10 +232,13 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   FootprintSet footprints;
   tbb::task_group footprint_loading;
   const JoinInArena join_footprint_loading(arena, footprint_loading);
-  std::atomic<bool> footprints_read{false};  // release/acquire: the hand-off, visible to TSan
+  // Release/acquire pairs: the hand-offs to and from the task, visible to TSan (TBB's are not).
+  std::atomic<bool> footprints_handed{false}, footprints_read{false};
   if (!req.footprints.empty()) {
+    footprints_handed.store(true, std::memory_order_release);
     arena.execute([&] {
       footprint_loading.run([&] {
+        (void)footprints_handed.load(std::memory_order_acquire);
         try {
           footprints = read_footprints(req.footprints, grid, {req.footprint_layer, {}, cfg.features});
         } catch (const Error& e) {
@@ -330,7 +317,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     // windows, post aligned: a few hundred thousand pixels spread over the scene are plenty for
     // medians and histograms, and keep the estimate stage short.
     std::vector<BandPair> samples(windows.size());
-    parallel_for_each_index(arena, windows.size(), [&](std::size_t i) {
+    engine::arena_for_each(arena)(windows.size(), [&](std::size_t i) {
       const Window& w = windows[i];
       const int sw = std::min(w.width, 128), sh = std::min(w.height, 128);
       const Window centre{w.x + (w.width - sw) / 2, w.y + (w.height - sh) / 2, sw, sh};
@@ -437,17 +424,22 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   std::string pre_sha256, post_sha256;
   tbb::task_group hashing;
   const JoinInArena join_hashing(arena, hashing);
-  std::atomic<int> hashed{0};  // release/acquire: the hand-off, visible to TSan
-  if (comm.is_root()) arena.execute([&] {  // over ranks, rank 0 writes the provenance
-    hashing.run([&] {
-      pre_sha256 = sha256_file(req.pre);
-      hashed.fetch_add(1, std::memory_order_release);
+  std::atomic<bool> hashing_handed{false};  // release/acquire: the hand-offs, visible to TSan
+  std::atomic<int> hashed{0};
+  hashing_handed.store(true, std::memory_order_release);
+  if (comm.is_root())
+    arena.execute([&] {  // over ranks, rank 0 writes the provenance
+      hashing.run([&] {
+        (void)hashing_handed.load(std::memory_order_acquire);
+        pre_sha256 = sha256_file(req.pre);
+        hashed.fetch_add(1, std::memory_order_release);
+      });
+      hashing.run([&] {
+        (void)hashing_handed.load(std::memory_order_acquire);
+        post_sha256 = sha256_file(req.post);
+        hashed.fetch_add(1, std::memory_order_release);
+      });
     });
-    hashing.run([&] {
-      post_sha256 = sha256_file(req.post);
-      hashed.fetch_add(1, std::memory_order_release);
-    });
-  });
   std::vector<LayerSpec> layers = engine::output_layers(cfg);
   for (auto& l : engine::detector_output_layers(cfg)) layers.push_back(std::move(l));
   const int misregistration_index = static_cast<int>(layers.size());
