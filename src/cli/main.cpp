@@ -69,8 +69,8 @@ int main(int argc, char** argv) {
   aftermath::MpiSession mpi(argc, argv);
   // Tiles allocate and free the same few MB-sized buffers over and over. glibc's defaults hand
   // such blocks back to the kernel (mmap/trim), so every tile paid fresh zeroed pages (a sixth
-  // of the run in page faults, bench/). Keep them in the heap: peak memory is bounded by the
-  // tiles in flight either way.
+  // of the run in page faults, bench/). Keep them in the heap; the engine hands the free pages
+  // back now and then (release_free_heap), or each thread's arena keeps its high-water mark.
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   mallopt(M_TOP_PAD, 64 << 20);
