@@ -248,6 +248,29 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       });
     });
   }
+  // The inputs' SHA-256 (provenance) are tasks in the job's arena, run by whichever thread is
+  // free (from the estimate stage's serial parts on) instead of one after the other at the end: a
+  // run of large scenes spent a tenth of its time hashing on one core. With one thread they
+  // simply take their turn.
+  std::string pre_sha256, post_sha256;
+  tbb::task_group hashing;
+  const JoinInArena join_hashing(arena, hashing);
+  std::atomic<bool> hashing_handed{false};  // release/acquire: the hand-offs, visible to TSan
+  std::atomic<int> hashed{0};
+  hashing_handed.store(true, std::memory_order_release);
+  if (comm.is_root())
+    arena.execute([&] {  // over ranks, rank 0 writes the provenance
+      hashing.run([&] {
+        (void)hashing_handed.load(std::memory_order_acquire);
+        pre_sha256 = sha256_file(req.pre);
+        hashed.fetch_add(1, std::memory_order_release);
+      });
+      hashing.run([&] {
+        (void)hashing_handed.load(std::memory_order_acquire);
+        post_sha256 = sha256_file(req.post);
+        hashed.fetch_add(1, std::memory_order_release);
+      });
+    });
   // Decoded input blocks shared by the threads' readers of each scene (a block under the halo of
   // neighbouring tiles is decoded once). Sized for about four tile rows of a tile strip (the
   // order below) at 2 bytes per band and pixel plus the validity byte; more is never needed.
@@ -418,28 +441,6 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();
-  // The inputs' SHA-256 (provenance) are tasks in the job's arena, run while tiles are scored
-  // instead of one after the other at the end: a run of large scenes spent a tenth of its time
-  // hashing on one core. With one thread they simply take their turn.
-  std::string pre_sha256, post_sha256;
-  tbb::task_group hashing;
-  const JoinInArena join_hashing(arena, hashing);
-  std::atomic<bool> hashing_handed{false};  // release/acquire: the hand-offs, visible to TSan
-  std::atomic<int> hashed{0};
-  hashing_handed.store(true, std::memory_order_release);
-  if (comm.is_root())
-    arena.execute([&] {  // over ranks, rank 0 writes the provenance
-      hashing.run([&] {
-        (void)hashing_handed.load(std::memory_order_acquire);
-        pre_sha256 = sha256_file(req.pre);
-        hashed.fetch_add(1, std::memory_order_release);
-      });
-      hashing.run([&] {
-        (void)hashing_handed.load(std::memory_order_acquire);
-        post_sha256 = sha256_file(req.post);
-        hashed.fetch_add(1, std::memory_order_release);
-      });
-    });
   std::vector<LayerSpec> layers = engine::output_layers(cfg);
   for (auto& l : engine::detector_output_layers(cfg)) layers.push_back(std::move(l));
   const int misregistration_index = static_cast<int>(layers.size());
