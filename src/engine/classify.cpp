@@ -107,8 +107,9 @@ std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles) {
   std::vector<int> order;
   order.reserve(static_cast<std::size_t>(tiles.count()));
   const int step = std::max(1, strip_tiles);
-  for (int c0 = 0; c0 < tiles.cols(); c0 += step) {
-    for (int r = 0; r < tiles.rows(); ++r) {
+  for (int c0 = 0, strip = 0; c0 < tiles.cols(); c0 += step, ++strip) {
+    for (int k = 0; k < tiles.rows(); ++k) {
+      const int r = strip % 2 == 0 ? k : tiles.rows() - 1 - k;
       for (int c = c0; c < std::min(c0 + step, tiles.cols()); ++c)
         order.push_back(r * tiles.cols() + c);
     }

@@ -127,9 +127,10 @@ void run_tile_pipeline(tbb::task_arena& arena, const TileGrid& tiles, int tokens
                        const std::vector<int>& order = {});
 
 /// Tiles in vertical strips `strip_tiles` wide, row-major inside each strip, strips left to
-/// right. Reading a tile's halo decodes the input blocks of its neighbours: in strips, the blocks
-/// of the tile row above are a few MB whatever the scene width, so they are still in GDAL's
-/// bounded block cache (row-major order needs a whole scene-wide band of blocks per thread).
+/// right, every other strip bottom-up. Reading a tile's halo decodes the input blocks of its
+/// neighbours: in strips, the blocks of the tile row above are a few MB whatever the scene width,
+/// so they are still in the bounded block cache (row-major order needs a whole scene-wide band of
+/// blocks per thread); turning at the end of a strip, the blocks under its border are too.
 std::vector<int> strip_order(const TileGrid& tiles, int strip_tiles);
 
 /// Per-feature outcome counts.
