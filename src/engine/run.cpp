@@ -258,16 +258,20 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   std::atomic<bool> hashing_handed{false};  // release/acquire: the hand-offs, visible to TSan
   std::atomic<int> hashed{0};
   hashing_handed.store(true, std::memory_order_release);
+  // A job that fails (the group is cancelled) or is cancelled by a signal stops hashing at once.
+  const auto keep_hashing = [] {
+    return !tbb::is_current_task_group_canceling() && !g_cancel.load(std::memory_order_relaxed);
+  };
   if (comm.is_root())
     arena.execute([&] {  // over ranks, rank 0 writes the provenance
       hashing.run([&] {
         (void)hashing_handed.load(std::memory_order_acquire);
-        pre_sha256 = sha256_file(req.pre);
+        pre_sha256 = sha256_file(req.pre, keep_hashing);
         hashed.fetch_add(1, std::memory_order_release);
       });
       hashing.run([&] {
         (void)hashing_handed.load(std::memory_order_acquire);
-        post_sha256 = sha256_file(req.post);
+        post_sha256 = sha256_file(req.post, keep_hashing);
         hashed.fetch_add(1, std::memory_order_release);
       });
     });

@@ -1132,12 +1132,15 @@ std::string sha256_hex(Feed&& feed) {
 
 }  // namespace
 
-std::string sha256_file(const std::string& path) {
+std::string sha256_file(const std::string& path, const std::function<bool()>& keep_going) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::input, path + ": cannot be read for hashing");
   std::string digest = sha256_hex([&](auto&& update) {
     std::vector<char> block(1 << 20);
     while (in) {
+      if (keep_going && !keep_going()) {
+        throw Error(ErrorKind::internal, path + ": hashing stopped");
+      }
       in.read(block.data(), static_cast<std::streamsize>(block.size()));
       update(block.data(), static_cast<std::size_t>(in.gcount()));
     }

@@ -22,7 +22,7 @@ void for_each_serial(std::size_t n, const std::function<void(std::size_t)>& body
 std::string utc_timestamp();
 
 /// The process's resident memory now and at its peak so far, MB (Linux /proc/self/status VmRSS,
-/// VmHWM); -1 each where unknown. For the memory lines of `--profile`.
+/// VmHWM); -1 each where unknown. For the engine's memory lines in the debug log.
 struct ResidentMemory {
   double now_mb = -1, peak_mb = -1;
 };

@@ -3,12 +3,12 @@
 /// Raster scenes through GDAL: validation at open, and windowed reads onto the analysis grid.
 /// Only `io` sees GDAL; nothing here exposes a GDAL type.
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/grid.hpp"
@@ -125,8 +125,10 @@ class SceneReader {
 void write_geotiff(const std::string& path, const Grid& grid, const std::vector<cv::Mat>& bands,
                    std::optional<double> nodata = std::nullopt);
 
-/// Hex SHA-256 of a file's bytes (streamed). Throws Error(input) if it cannot be read.
-std::string sha256_file(const std::string& path);
+/// Hex SHA-256 of a file's bytes (streamed). Throws Error(input) if it cannot be read. With
+/// `keep_going`, asked before every MiB: false stops the hashing with Error(internal, "hashing
+/// stopped") (a job that fails or is cancelled does not wait for the hash of a large input).
+std::string sha256_file(const std::string& path, const std::function<bool()>& keep_going = {});
 /// Hex SHA-256 of a string's bytes (e.g. the resolved config, for idempotence records).
 std::string sha256_text(const std::string& text);
 

@@ -647,6 +647,15 @@ TEST_F(SceneTest, Sha256) {
     f << block << block << "tail";
   }
   EXPECT_EQ(sha256_file(path("big.bin")).size(), 64u);
+  // keep_going: asked before every MiB; true changes nothing, false stops the hashing.
+  int asked = 0;
+  EXPECT_EQ(sha256_file(path("big.bin"), [&] { return ++asked > 0; }),
+            sha256_file(path("big.bin")));
+  EXPECT_GE(asked, 3);
+  asked = 0;
+  expect_error([&] { sha256_file(path("big.bin"), [&] { return ++asked < 2; }); },
+               ErrorKind::internal, {"big.bin", "hashing stopped"});
+  EXPECT_EQ(asked, 2);
   expect_error([&] { sha256_file(path("missing")); }, ErrorKind::input, {"missing"});
 }
 
