@@ -1,8 +1,6 @@
 #include "classify.hpp"
 
 #include <fmt/format.h>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 
 #include <atomic>
@@ -476,30 +474,16 @@ void pack_site_outline(DamageSite& site) {
   std::vector<MaskRun>().swap(site.runs);
 }
 
-std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid) {
-  // Independent per site: in parallel (in the caller's arena), each result in its own slot. The
-  // release/acquire pairs state in our code, where ThreadSanitizer sees it, the happens-before
-  // that TBB's own (uninstrumented) spawn and join give: the bodies read the caller's sites, the
-  // caller reads the strings and the sites.
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid,
+                                       const ForEach& for_each) {
+  // Independent per site, each result in its own slot.
   std::vector<std::string> out(sites.size());
-  std::atomic<bool> started{false};
-  started.store(true, std::memory_order_release);
-  std::atomic<std::size_t> done{0};
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, sites.size(), 64),
-                    [&](const tbb::blocked_range<std::size_t>& r) {
-                      (void)started.load(std::memory_order_acquire);
-                      for (std::size_t i = r.begin(); i != r.end(); ++i) {
-                        DamageSite& s = sites[i];
-                        out[i] = outline_wkt(
-                            s.outline.empty() ? site_outline(s) : unpack_outline(s.outline), grid);
-                        std::vector<MaskRun>().swap(s.runs);
-                        std::vector<std::uint8_t>().swap(s.outline);
-                      }
-                      done.fetch_add(r.size(), std::memory_order_release);
-                    });
-  if (done.load(std::memory_order_acquire) != sites.size()) {
-    throw Error(ErrorKind::internal, "site outlines incomplete");
-  }
+  for_each(sites.size(), [&](std::size_t i) {
+    DamageSite& s = sites[i];
+    out[i] = outline_wkt(s.outline.empty() ? site_outline(s) : unpack_outline(s.outline), grid);
+    std::vector<MaskRun>().swap(s.runs);
+    std::vector<std::uint8_t>().swap(s.outline);
+  });
   return out;
 }
 

@@ -156,8 +156,9 @@ std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const 
 /// are freed. For a site finished in its tile, which keeps only that to the end of the job.
 void pack_site_outline(DamageSite& site);
 /// Outlines of the sites as WKT POLYGONs in the grid's CRS: unpacked where packed, else traced
-/// (site_outline). Frees each site's runs and packed outline. In parallel (in the caller's arena).
-std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid);
+/// (site_outline). Frees each site's runs and packed outline. The sites are bodies of `for_each`.
+std::vector<std::string> site_outlines(std::vector<DamageSite>& sites, const Grid& grid,
+                                       const ForEach& for_each);
 /// The sites' built-up fraction filter: sites.min_built_up_fraction with sites.built_up_only, else
 /// 0 (none).
 double site_min_built_up_fraction(const SitesConfig& sites);

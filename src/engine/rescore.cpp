@@ -314,7 +314,7 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
     if (cfg.sites.enabled) {
       auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
                                              engine::site_min_built_up_fraction(cfg.sites));
-      auto outlines = arena.execute([&] { return engine::site_outlines(found, grid); });
+      auto outlines = engine::site_outlines(found, grid, engine::arena_for_each(arena));
       writer.write_table(
           engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
       summary.sites = static_cast<std::int64_t>(found.size());
