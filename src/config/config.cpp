@@ -224,8 +224,12 @@ const auto kKeys = std::to_array<KeySpec>({
         "grid.resolution", "pixel size in CRS units; 0 = the pre scene's", {.range = {0, kInf}}),
     make_key<&C::tiling, &TilingConfig::tile_size>(
         "tiling.tile_size", "tile side, px; also the HDF5 chunk size", {.range = {64, 8192}}),
-    make_key<&C::tiling, &TilingConfig::halo>("tiling.halo", "extra pixels read around a tile, px",
-                                              {.range = {0, 512}, .rule = "< tiling.tile_size"}),
+    make_key<&C::tiling, &TilingConfig::halo>(
+        "tiling.halo",
+        "extra pixels read around a tile, px; 0 = what the detector, the "
+        "mask's opening and the building index reach (the least that keeps "
+        "tiles identical to the whole scene)",
+        {.range = {0, 512}, .rule = "< tiling.tile_size"}),
     make_key<&C::tiling, &TilingConfig::tiles_in_flight>(
         "tiling.tiles_in_flight", "tiles in the pipeline at once (the memory cap); 0 = 2 x threads",
         {.range = {0, 1024}}),
@@ -1098,7 +1102,8 @@ void validate_in(const JobConfig& config, const std::string& source) {
   }
   // A tile's mask equals the whole-scene mask only if the halo covers the detector's and the
   // opening's reach.
-  if (config.tiling.halo < detect_radius(config.detect) + 2 * config.threshold.open_radius) {
+  if (config.tiling.halo > 0 &&
+      config.tiling.halo < detect_radius(config.detect) + 2 * config.threshold.open_radius) {
     fail(source,
          "tiling.halo (" + std::to_string(config.tiling.halo) +
              ") must be at least the radius of detector " + config.detect.method + " (" +

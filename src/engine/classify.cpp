@@ -496,7 +496,7 @@ int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
   const double metres = pixel_size_in_metres(grid);
   const int size = std::max(3, static_cast<int>(std::ceil(cfg.sites.built_up_max_size_m / (metres > 0 ? metres : 1.0))));
   const int reach = built_up_reach(size);
-  if (cfg.tiling.halo < reach) {
+  if (cfg.tiling.halo > 0 && cfg.tiling.halo < reach) {
     throw Error(ErrorKind::usage,
                 fmt::format("sites.built_up_only: the building index looks {} px around each pixel "
                             "(sites.built_up_max_size_m {} m at {:.3g} m pixels); set tiling.halo to at least {} "
@@ -505,6 +505,27 @@ int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
                 "plan");
   }
   return size;
+}
+
+int tile_halo(const JobConfig& cfg, const Grid& grid) {
+  if (cfg.tiling.halo > 0) {
+    (void)built_up_size_px(cfg,
+                           grid);  // throws when the halo is short of the building index's reach
+    return cfg.tiling.halo;
+  }
+  const int size = built_up_size_px(cfg, grid);
+  const int halo = std::max(detect_radius(cfg.detect) + 2 * cfg.threshold.open_radius,
+                            size > 0 ? built_up_reach(size) : 0);
+  if (halo >= cfg.tiling.tile_size) {
+    throw Error(
+        ErrorKind::usage,
+        fmt::format(
+            "tiles of {} px are too small for the {} px the detector, the mask's opening and the "
+            "building index reach around each pixel: raise tiling.tile_size",
+            cfg.tiling.tile_size, halo),
+        "plan");
+  }
+  return halo;
 }
 
 LayerSpec built_up_layer() {

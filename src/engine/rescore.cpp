@@ -92,7 +92,11 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   cfg.sites.built_up_max_size_m = stored.sites.built_up_max_size_m;
   cfg.output = wanted.output;
   cfg.tiling.tiles_in_flight = wanted.tiling.tiles_in_flight;
-  cfg.tiling.halo = std::max(stored.tiling.halo, detect_radius(stored.detect) + 2 * cfg.threshold.open_radius);
+  // An explicit halo grows with a wider opening (as the config's validation asks); 0 stays 0.
+  if (stored.tiling.halo > 0) {
+    cfg.tiling.halo =
+        std::max(stored.tiling.halo, detect_radius(stored.detect) + 2 * cfg.threshold.open_radius);
+  }
   {
     std::vector<std::string> ignored;
     if (!(wanted.grid == stored.grid)) ignored.push_back("grid");
@@ -141,7 +145,9 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
 
   // Footprints from the stored geometry.
   std::vector<Footprint> features = read_output_footprints(reader, grid);
-  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
+  // The scores are stored: the mask's opening is all a tile reads around itself.
+  const int halo = cfg.tiling.halo > 0 ? cfg.tiling.halo : 2 * cfg.threshold.open_radius;
+  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, halo);
   const FootprintIndex index(features, tiles);
   FootprintAccumulator accumulator(features.size(), index);
   SiteAccumulator sites;

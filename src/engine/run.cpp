@@ -218,8 +218,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                grid.height, summary.crs_name, grid.geotransform[0], grid.geotransform[3],
                grid.geotransform[1], grid.geotransform[5]);
 
-  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, cfg.tiling.halo);
-  const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off; checks the halo
+  const int halo =
+      engine::tile_halo(cfg, grid);  // checks an explicit halo against the building index
+  const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, halo);
+  const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off
   summary.times.plan = seconds_since(t_start);
 
   engine::warn_if_bound_to_one_core(comm, req.threads);
@@ -280,9 +282,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // order below) at 2 bytes per band and pixel plus the validity byte; more is never needed.
   const int strip_px = std::max(1, kStripPx / cfg.tiling.tile_size) * cfg.tiling.tile_size;
   auto block_cache = [&](const SceneInfo& scene) {
-    const std::size_t window_px =
-        static_cast<std::size_t>(strip_px + 2 * cfg.tiling.halo + 1024) *
-        static_cast<std::size_t>(cfg.tiling.tile_size + 2 * cfg.tiling.halo);
+    const std::size_t window_px = static_cast<std::size_t>(strip_px + 2 * halo + 1024) *
+                                  static_cast<std::size_t>(cfg.tiling.tile_size + 2 * halo);
     // At most 256 MB a scene (GDAL's own bound before): huge tiles re-decode some blocks instead.
     return std::make_shared<SceneBlockCache>(
         std::min<std::size_t>(4 * window_px * (2 * static_cast<std::size_t>(scene.band_count) + 1),
@@ -442,6 +443,12 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   std::int64_t px_since_release = 0;
   int heap_releases = 0;
   log_memory("the estimate stage and the footprints");
+  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
+    const auto st = blocks->stats();
+    spdlog::debug(
+        "input blocks after the estimate stage: {} decoded, {} reads from the shared cache",
+        st.decoded, st.reused);
+  }
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();

@@ -25,7 +25,9 @@ struct GridConfig {
 
 struct TilingConfig {
   int tile_size = 512;  ///< px, [64, 8192]; also the HDF5 chunk size
-  int halo = 32;        ///< px, [0, 512]
+  /// px, [0, 512]; 0 = the least the detector, the mask's opening and the building index need
+  /// (engine::tile_halo)
+  int halo = 0;
   int tiles_in_flight =
       0;  ///< tiles in the pipeline at once (the memory cap); 0 = 2 x threads; [0, 1024]
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "aftermath/core/error.hpp"
 #include "aftermath/core/footprint.hpp"
 #include "aftermath/engine/analyst.hpp"
 #include "aftermath/engine/job.hpp"
@@ -78,7 +79,7 @@ RunRequest request(const fs::path& dir, const std::string& out, int tile, int th
   r.threads = threads;
   r.config.tiling.tile_size = tile;
   r.config.sites.built_up_only = true;
-  r.config.sites.built_up_max_size_m = 12;  // 24 px: within the default 32 px halo
+  r.config.sites.built_up_max_size_m = 12;  // the building index reaches 25 px: the default halo
   r.config.sites.min_area_m2 = 10;
   return r;
 }
@@ -147,10 +148,18 @@ TEST(DamageRun, RoadSegmentsPointAndSitesIndependentOfTilingAndReproducedByResco
   EXPECT_EQ(a.kind_counts[2], 1);
   EXPECT_GT(a.sites, 0);
 
-  // Tiling and threads change nothing.
-  expect_same_tables(a.output, b.output);
-  EXPECT_EQ(column<float>(a.output, "/built_up_index", H5T_NATIVE_FLOAT),
-            column<float>(b.output, "/built_up_index", H5T_NATIVE_FLOAT));
+  // Tiling and threads change nothing, and the default halo (tiling.halo 0: the building
+  // index's reach here) gives what a wider one gives.
+  RunRequest wide = request(tmp.path, "c.h5", 128, 2);
+  wide.config.tiling.halo = 64;
+  const RunSummary c = run_job(wide);
+  for (const RunSummary* other : {&b, &c}) {
+    expect_same_tables(a.output, other->output);
+    EXPECT_EQ(column<float>(a.output, "/built_up_index", H5T_NATIVE_FLOAT),
+              column<float>(other->output, "/built_up_index", H5T_NATIVE_FLOAT));
+    EXPECT_EQ(column<std::uint8_t>(a.output, "/damage_mask", H5T_NATIVE_UINT8),
+              column<std::uint8_t>(other->output, "/damage_mask", H5T_NATIVE_UINT8));
+  }
 
   // Rescore with the run's config reproduces the tables; a stricter built-up threshold keeps
   // fewer sites.
@@ -163,6 +172,38 @@ TEST(DamageRun, RoadSegmentsPointAndSitesIndependentOfTilingAndReproducedByResco
   rr.out = (tmp.path / "r2.h5").string();
   rr.overrides = {"sites.built_up_index_threshold=0.9"};
   EXPECT_LT(rescore_job(rr).sites, a.sites);
+}
+
+// A halo set by hand must cover the building index's reach; tiles must be wider than what the
+// default halo needs. Both are said before a pixel is read, and nothing is written.
+TEST(DamageRun, HaloShortOfTheBuildingIndexOrTilesTooSmallAreUsageErrors) {
+  test::TempDir tmp("aftermath-halo");
+  synth::SceneSpec spec;
+  spec.width = spec.height = 256;
+  write_scene(spec, tmp.path);
+  RunRequest shorter = request(tmp.path, "a.h5", 128, 1);
+  shorter.config.tiling.halo = 8;  // the index reaches 25 px
+  try {
+    run_job(shorter);
+    FAIL() << "expected a usage error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::usage);
+    EXPECT_NE(std::string(e.what()).find("set tiling.halo to at least 25 (now 8)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "a.h5"));
+  RunRequest small = request(tmp.path, "b.h5", 64, 1);
+  small.config.sites.built_up_max_size_m = 40;  // 80 px around each pixel, tiles of 64
+  try {
+    run_job(small);
+    FAIL() << "expected a usage error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::usage);
+    EXPECT_NE(std::string(e.what()).find("tiles of 64 px are too small"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "b.h5"));
 }
 
 }  // namespace
