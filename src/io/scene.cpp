@@ -551,6 +551,7 @@ struct SceneBlockCache::Impl {
   std::unordered_map<std::int64_t, std::shared_ptr<Slot>> slots;
   std::list<std::int64_t> lru;  // most recently used first
   std::size_t bytes = 0;
+  std::unordered_map<std::int64_t, std::int64_t> announced;  // reads still to come (expect_reads)
   std::atomic<std::int64_t> decoded{0}, reused{0};
   // Buffers of dropped blocks, reused by the next decodes: blocks live for a while and go in LRU
   // order, so allocating each anew left holes among the tiles' buffers that the heap could not
@@ -606,6 +607,8 @@ struct SceneBlockCache::Impl {
     }
     if (slot->block) {
       reused.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard lock(mutex);
+      count_read(key, *slot);
       return slot->block;
     }
     // Throws: the next reader retries. When the block goes, its buffer returns to the pool
@@ -631,7 +634,23 @@ struct SceneBlockCache::Impl {
         slots.erase(it);
       }
     }
+    count_read(key, *slot);
     return block;
+  }
+
+  /// One announced read of `key` done (mutex held): after its last one the block leaves the
+  /// cache (the readers holding it keep it until they are done).
+  void count_read(std::int64_t key, Slot& slot) {
+    const auto it = announced.find(key);
+    if (it == announced.end() || --it->second > 0) return;
+    announced.erase(it);
+    if (!slot.listed) return;
+    const auto s = slots.find(key);
+    if (s == slots.end() || s->second.get() != &slot) return;
+    lru.erase(slot.lru);
+    bytes -= slot.bytes;
+    slot.listed = false;
+    slots.erase(s);
   }
 };
 
@@ -641,6 +660,10 @@ SceneBlockCache::SceneBlockCache(std::size_t capacity_bytes) : impl_(std::make_u
 SceneBlockCache::~SceneBlockCache() = default;
 SceneBlockCache::Stats SceneBlockCache::stats() const {
   return {impl_->decoded.load(), impl_->reused.load()};
+}
+void SceneBlockCache::expect_reads(const std::vector<std::int64_t>& keys) {
+  std::lock_guard lock(impl_->mutex);
+  for (const std::int64_t k : keys) ++impl_->announced[k];
 }
 
 struct SceneReader::Impl {
@@ -927,6 +950,27 @@ struct SceneReader::Impl {
     }
   }
 
+  /// The file window read() decodes for `w` on the direct path (empty when none).
+  Window file_window(const Window& w) const {
+    const Window in_grid = w.intersect(Window{0, 0, grid.width, grid.height});
+    if (in_grid.empty()) return {};
+    return Window{in_grid.x + off_x, in_grid.y + off_y, in_grid.width, in_grid.height}.intersect(
+        Window{0, 0, scene.grid.width, scene.grid.height});
+  }
+
+  std::vector<std::int64_t> block_keys(const Window& w) const {
+    std::vector<std::int64_t> keys;
+    if (!direct || !blocks || w.empty()) return keys;
+    const Window fw = file_window(w);
+    if (fw.empty()) return keys;
+    const int nbx = (scene.grid.width + block_w - 1) / block_w;
+    for (int by = fw.y / block_h; by <= (fw.y + fw.height - 1) / block_h; ++by) {
+      for (int bx = fw.x / block_w; bx <= (fw.x + fw.width - 1) / block_w; ++bx)
+        keys.push_back(static_cast<std::int64_t>(by) * nbx + bx);
+    }
+    return keys;
+  }
+
   SceneWindow read(const Window& w) {
     if (w.empty()) throw Error(ErrorKind::internal, scene.path + ": empty read " + window_str(w));
     const int n = static_cast<int>(bands.size());
@@ -949,9 +993,7 @@ struct SceneReader::Impl {
 
     if (direct) {
       GDALDatasetH h = io_detail::get(src);
-      const Window file_full{0, 0, scene.grid.width, scene.grid.height};
-      const Window fw = Window{in_grid.x + off_x, in_grid.y + off_y, in_grid.width, in_grid.height}
-                            .intersect(file_full);
+      const Window fw = file_window(w);
       zero_unless_covered(fw.empty() ? Window{}
                                      : Window{fw.x - off_x, fw.y - off_y, fw.width, fw.height});
       if (fw.empty()) return out;
@@ -1049,6 +1091,9 @@ SceneReader::SceneReader(SceneReader&&) noexcept = default;
 SceneReader& SceneReader::operator=(SceneReader&&) noexcept = default;
 
 SceneWindow SceneReader::read(const Window& window) { return impl_->read(window); }
+std::vector<std::int64_t> SceneReader::block_keys(const Window& window) const {
+  return impl_->block_keys(window);
+}
 bool SceneReader::direct() const { return impl_->direct; }
 
 // ------------------------------------------------------------------------------------------------

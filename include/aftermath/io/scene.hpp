@@ -89,6 +89,12 @@ class SceneBlockCache {
   };
   Stats stats() const;
 
+  /// Announces reads to come: one for every occurrence of a block key (SceneReader::block_keys)
+  /// in `keys`. A block whose announced reads are all done is dropped at once, before any block
+  /// still to be read, so the capacity holds blocks with a future (a tile order's reads are
+  /// known in advance). Blocks never announced are kept in least-recently-used order.
+  void expect_reads(const std::vector<std::int64_t>& keys);
+
   struct Impl;  // defined in scene.cpp
 
  private:
@@ -114,6 +120,9 @@ class SceneReader {
   /// naming the file and the window.
   SceneWindow read(const Window& window);
   bool direct() const;
+  /// The keys of the shared cache's blocks that read(window) reads, one per block (in no
+  /// particular order); empty without a shared cache (or off the direct path).
+  std::vector<std::int64_t> block_keys(const Window& window) const;
 
  private:
   struct Impl;

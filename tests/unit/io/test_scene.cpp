@@ -219,6 +219,41 @@ TEST_F(SceneTest, SharedBlockCacheReadsWhatADirectReadGives) {
   EXPECT_GT(st.reused, 0);
 }
 
+TEST_F(SceneTest, SharedBlockCacheDropsABlockAfterItsAnnouncedReads) {
+  // Three 256 px blocks in a row (A, B, C), a cache for two of them, reads A B C A. Least
+  // recently used alone, C pushes A out and A is decoded twice; with the reads announced, B goes
+  // after its only read and A stays.
+  const Grid g = utm_grid(768, 256);
+  cv::Mat b;
+  test::make_texture(768, 256, 5).convertTo(b, CV_16U, 100, 1000);
+  write_geotiff(path("abc.tif"), g, {b});
+  const SceneInfo info = open_scene(path("abc.tif"), InputConfig{});
+  const std::vector<Window> reads = {Window{10, 10, 100, 100}, Window{300, 10, 100, 100},
+                                     Window{560, 10, 100, 100}, Window{20, 40, 100, 100}};
+  SceneReader plain(info, g, ReadOptions{});
+  for (const bool announce : {false, true}) {
+    auto cache = std::make_shared<SceneBlockCache>(450u << 10);  // two blocks of 256^2 x 3 bytes
+    SceneReader reader(info, g, ReadOptions{}, cache);
+    EXPECT_EQ(reader.block_keys(Window{200, 0, 100, 300}), (std::vector<std::int64_t>{0, 1}));
+    EXPECT_TRUE(reader.block_keys(Window{800, 0, 10, 10}).empty());  // off the scene
+    if (announce) {
+      std::vector<std::int64_t> keys;
+      for (const Window& w : reads) {
+        for (const std::int64_t k : reader.block_keys(w)) keys.push_back(k);
+      }
+      EXPECT_EQ(keys, (std::vector<std::int64_t>{0, 1, 2, 0}));
+      cache->expect_reads(keys);
+    }
+    for (const Window& w : reads) {
+      const SceneWindow got = reader.read(w), want = plain.read(w);
+      EXPECT_EQ(cv::norm(got.bands[0], want.bands[0], cv::NORM_INF), 0.0);
+      EXPECT_EQ(cv::norm(got.valid, want.valid, cv::NORM_INF), 0.0);
+    }
+    EXPECT_EQ(cache->stats().decoded, announce ? 3 : 4)
+        << (announce ? "announced" : "least recently used");
+  }
+}
+
 TEST_F(SceneTest, SharedBlockCacheReportsACorruptBlock) {
   const Grid g = utm_grid(512, 512);
   cv::Mat noise(512, 512, CV_32F);
