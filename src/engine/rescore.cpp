@@ -209,6 +209,8 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   ctx.collect_codes = !known_quantiles;
   ctx.site_min_pixels = engine::site_min_pixels(cfg.sites, grid);
   engine::PipelineStages stages;
+  engine::TileStageTimes stage_times;
+  stages.times = &stage_times;
   // The load stage reads the input file and the store stage writes the output: TBB may run the
   // two serial stages at the same time on two threads, and the HDF5 library of an MPI build
   // (Debian's libhdf5-openmpi) is not thread-safe (the serial one is). Their HDF5 calls take
@@ -306,6 +308,15 @@ RescoreSummary rescore_job(const RescoreRequest& req, const ProgressFn& progress
   });
   cache.clear();
   const double t_tiles = std::chrono::duration<double>(Clock::now() - t0).count();
+  {
+    const auto sec = [](const std::atomic<std::int64_t>& ns) {
+      return static_cast<double>(ns.load()) * 1e-9;
+    };
+    spdlog::debug(
+        "rescore tiles (thread-s): load {:.3f}, scores {:.3f}, classify {:.3f}, store {:.3f}",
+        sec(stage_times.load), sec(stage_times.compute), sec(stage_times.classify),
+        sec(stage_times.store));
+  }
 
   // Classes, tables, attributes (the run's, with the new config), commit.
   auto results = accumulator.finalize(features, cfg.damage, known_quantiles ? &*known_quantiles : nullptr);
