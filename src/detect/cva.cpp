@@ -130,6 +130,19 @@ AFTERMATH_AVX2_CLONES void cva_square_row(const float* e, double median, double 
   }
 }
 
+/// score = q / (q + s2) with q = m2 / bands where the pixel is valid, its inputs finite (bad 0)
+/// and q finite; 0 elsewhere. Branch-free, so it vectorises (q <= DBL_MAX: finite, as q >= 0).
+AFTERMATH_AVX2_CLONES void cva_score_row(const double* m2, const std::uint32_t* bad,
+                                         const std::uint8_t* valid, double bands, double s2,
+                                         int cols, float* out) {
+  for (int c = 0; c < cols; ++c) {
+    const double q = m2[c] / bands;
+    const auto score = static_cast<float>(q / (q + s2));
+    const bool scored = (valid[c] != 0) & (bad[c] == 0) & (q <= std::numeric_limits<double>::max());
+    out[c] = scored ? score : 0.0f;
+  }
+}
+
 /// Change-vector analysis. Per band b: d = post - pre, z = (d - median_b) / sigma_b with
 /// sigma_b = the no-change scale of d over the fit samples (see no_change_sigma); m^2 = mean_b z^2;
 /// score = m^2 / (m^2 + s^2).
@@ -209,9 +222,9 @@ class CvaDetector final : public Detector {
     if (w.pre.size() != median_.size()) {
       throw Error(ErrorKind::internal, "cva score: band count differs from the fit");
     }
-    cv::Mat out(w.valid.size(), CV_32F, cv::Scalar(0));
     const std::size_t bands = median_.size();
-    if (bands == 0) return out;
+    if (bands == 0) return cv::Mat(w.valid.size(), CV_32F, cv::Scalar(0));
+    cv::Mat out(w.valid.size(), CV_32F);  // every pixel written below
     std::vector<double> inv(bands);
     for (std::size_t b = 0; b < bands; ++b) inv[b] = 1.0 / sigma_[b];
     // Radius 0 (the default): the differences are taken inline, as box_differences(r = 0) takes
@@ -236,13 +249,8 @@ class CvaDetector final : public Detector {
         cva_square_row(diffs.empty() ? e.data() : diffs[b].ptr<float>(r), median_[b], inv[b],
                        out.cols, m2.data());
       }
-      auto* o = out.ptr<float>(r);
-      for (std::size_t c = 0; c < cols; ++c) {
-        if (v[c] == 0) continue;
-        const double q = m2[c] / nb;
-        // Non-finite input at a "valid" pixel: no evidence of change (as every detector).
-        o[c] = bad[c] != 0 || !std::isfinite(q) ? 0.0f : static_cast<float>(q / (q + s2_));
-      }
+      // Non-finite input at a "valid" pixel: no evidence of change (as every detector).
+      cva_score_row(m2.data(), bad.data(), v, nb, s2_, out.cols, out.ptr<float>(r));
     }
     return out;
   }

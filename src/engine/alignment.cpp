@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/simd.hpp"
 #include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/output_read.hpp"
 #include "aftermath/io/scene.hpp"
@@ -325,16 +326,23 @@ LayerSpec misregistration_layer() {
           {}};
 }
 
+namespace {
+// To 0.01 px, the fill (negative) kept. floor(v + 0.5) is std::round(v) for these v: v = 100 x a
+// float >= 0 is exact in double and never within an ulp of a half-integer it is not on, so the
+// addition cannot carry it over an integer; unlike std::round (a libm call), floor and the select
+// vectorise.
+AFTERMATH_AVX2_CLONES void round_to_hundredths(float* p, int n) {
+  for (int x = 0; x < n; ++x) {
+    const float r = static_cast<float>(std::floor(static_cast<double>(p[x]) * 100.0 + 0.5) / 100.0);
+    p[x] = p[x] >= 0 ? r : p[x];
+  }
+}
+}  // namespace
+
 cv::Mat misregistration_core(const Registration& registration, const Window& core,
                              const cv::Mat& valid) {
   cv::Mat m = misregistration(registration, core);
-  for (int y = 0; y < m.rows; ++y) {
-    float* p = m.ptr<float>(y);
-    for (int x = 0; x < m.cols; ++x) {
-      if (p[x] >= 0)
-        p[x] = static_cast<float>(std::round(static_cast<double>(p[x]) * 100.0) / 100.0);
-    }
-  }
+  for (int y = 0; y < m.rows; ++y) round_to_hundredths(m.ptr<float>(y), m.cols);
   if (!valid.empty()) m.setTo(kMisregFill, valid == 0);
   return m;
 }
