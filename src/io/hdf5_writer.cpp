@@ -145,11 +145,29 @@ struct Hdf5Writer::Impl : h5::CfLayout {
 
   h5::Handle file;
   std::vector<h5::Handle> datasets;
+  // Early write-back: the layers' chunks are handed to the disk while the job goes on (the
+  // kernel would otherwise hold them all until the commit's fsync, which then waited for the
+  // whole file: ~65 ms for 150 MB here). Best effort; the fsync is what makes the file durable.
+  int writeback_fd = -1;
+  std::size_t unsynced_bytes = 0;
+  static constexpr std::size_t kWritebackBytes = std::size_t{32} << 20;
 
   ~Impl() { abort(); }
 
+  void start_writeback() noexcept {
+#ifdef __linux__
+    if (writeback_fd >= 0) (void)::sync_file_range(writeback_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+    unsynced_bytes = 0;
+  }
+  void close_writeback() noexcept {
+    if (writeback_fd >= 0) ::close(writeback_fd);
+    writeback_fd = -1;
+  }
+
   /// Closes everything and removes the temporary file unless committed. Never throws.
   void abort() noexcept {
+    close_writeback();
     datasets.clear();
     file.reset();
     if (temp_exists && !committed) {
@@ -173,6 +191,7 @@ struct Hdf5Writer::Impl : h5::CfLayout {
                                "cannot create HDF5 file " + temp_path));
     file_id = file.get();
     datasets = create_layout();
+    writeback_fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC);  // -1: no early write-back
   }
 
   /// Takes over `path`, a temporary output whose layout and layers are written (e.g. by
@@ -249,6 +268,8 @@ void Hdf5Writer::write_chunk(int layer, const Tile& tile, const EncodedChunk& ch
   m.ok_or_fail(H5Dwrite_chunk(m.datasets[std::size_t(layer)].get(), H5P_DEFAULT, 0, offset,
                               chunk.bytes.size(), chunk.bytes.data()),
                "cannot write chunk (" + std::to_string(w.x) + ", " + std::to_string(w.y) + ") of " + spec.name);
+  m.unsynced_bytes += chunk.bytes.size();
+  if (m.unsynced_bytes >= Impl::kWritebackBytes) m.start_writeback();
 }
 
 void Hdf5Writer::write_table(const Table& table) {
@@ -353,6 +374,7 @@ void Hdf5Writer::commit() {
                                          " HDF5 objects still open at commit");
   }
   m.ok_or_fail(m.file.close(), "cannot close " + m.temp_path);
+  m.close_writeback();
 
   const int fd = ::open(m.temp_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::fsync(fd) != 0) {
