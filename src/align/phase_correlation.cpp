@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "aftermath/align/registration.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath {
 namespace {
@@ -305,11 +306,10 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
       max_mag = std::max(max_mag, static_cast<double>(m));
     }
   }
-  auto mid = mags.begin() + static_cast<std::ptrdiff_t>(mags.size() / 2);
-  std::nth_element(mags.begin(), mid, mags.end());
+  const float median_mag = kth_smallest(mags, mags.size() / 2);
   const double eps =
       std::max(max_mag * 1e-7, static_cast<double>(std::numeric_limits<float>::min()));
-  const double n0 = std::max(kNoiseWeight * static_cast<double>(*mid), 0.0);
+  const double n0 = std::max(kNoiseWeight * static_cast<double>(median_mag), 0.0);
   double weight_sum = 0;
   cross.at<cv::Vec2f>(0, 0) = cv::Vec2f(0.f, 0.f);  // DC carries no shift information
   for (int y = 0; y < ph; ++y) {
@@ -435,9 +435,7 @@ Estimate estimate_residual(const Level& level, cv::Point2d s, double radius) {
 /// Median (upper median for even sizes) of `v`, reordering it; 0 when empty.
 double median_in_place(std::vector<float>& v) {
   if (v.empty()) return 0;
-  auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return static_cast<double>(*mid);
+  return static_cast<double>(kth_smallest(v, v.size() / 2));
 }
 
 /// Pixels (reference coordinates, 255) that changed between the images aligned by `s`: the

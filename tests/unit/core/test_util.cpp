@@ -1,6 +1,10 @@
 // Small shared helpers of core/util.hpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
 #include <vector>
 
 #include "aftermath/core/util.hpp"
@@ -12,6 +16,47 @@ TEST(MedianOf, OddEvenAndEmpty) {
   EXPECT_DOUBLE_EQ(median_of(odd), 3);
   EXPECT_DOUBLE_EQ(median_of(even), 2.5);
   EXPECT_DOUBLE_EQ(median_of(none), 0);
+}
+
+// kth_smallest gives what nth_element gives, on the narrowed path (large, non-negative: spread
+// values, heavy ties, zeros, infinity, a narrow range) and on the plain one (small, a negative,
+// a NaN-free negative zero).
+TEST(KthSmallest, EqualsNthElementOnEveryPath) {
+  std::mt19937 rng(7);
+  std::lognormal_distribution<double> spread(2.0, 3.0);
+  std::uniform_int_distribution<int> few(0, 5);
+  std::uniform_real_distribution<double> narrow(1000.0, 1001.0);
+  const auto check = [&](const std::vector<double>& values, const char* what) {
+    for (const std::size_t k :
+         {std::size_t{0}, values.size() / 3, values.size() / 2, values.size() - 1}) {
+      std::vector<double> d = values, dn = values;
+      std::nth_element(dn.begin(), dn.begin() + static_cast<std::ptrdiff_t>(k), dn.end());
+      EXPECT_EQ(kth_smallest(d, k), dn[k]) << what << " k " << k;
+      std::vector<float> f(values.begin(), values.end()), fn = f;
+      std::nth_element(fn.begin(), fn.begin() + static_cast<std::ptrdiff_t>(k), fn.end());
+      EXPECT_EQ(kth_smallest(f, k), fn[k]) << what << " (float) k " << k;
+    }
+  };
+  for (const std::size_t n : {std::size_t{100}, std::size_t{5000}, std::size_t{70001}}) {
+    std::vector<double> a(n), b(n), c(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      a[i] = spread(rng);
+      b[i] = few(rng) == 0 ? 0.0 : few(rng) * 0.25;  // many ties and zeros
+      c[i] = narrow(rng);
+    }
+    a[n / 2] = std::numeric_limits<double>::infinity();
+    check(a, "spread");
+    check(b, "ties");
+    check(c, "narrow");
+    std::vector<double> negative = c;
+    negative[n / 3] = -1.0;
+    check(negative, "a negative value");
+    negative[n / 3] = -0.0;
+    check(negative, "negative zero");
+  }
+  std::vector<double> even(10000);
+  for (std::size_t i = 0; i < even.size(); ++i) even[i] = static_cast<double>((i * 7919) % 10000);
+  EXPECT_DOUBLE_EQ(median_of(even), 4999.5);
 }
 
 TEST(ResidentMemory, GrowsWithTouchedPagesAndPeakKeepsTheHighWaterMark) {
