@@ -14,56 +14,69 @@ namespace aftermath {
 
 namespace {
 
-// Rank k by the high bits: for non-negative floats and doubles (sign bit clear, not NaN) the
-// order of the bit patterns as unsigned integers is the order of the values, so counting the
-// values per bucket of their top `Bits` bits (below the sign) finds the bucket that holds rank
-// k; only that bucket is ordered. The value is the one nth_element gives: equal values have
-// equal bits and share a bucket.
-template <class T, class U, int Bits>
+// Rank k by the high bits: mapped to unsigned integers (negative values' bits inverted, the sign
+// bit set on the others), the order of floats and doubles is the order of the integers. Counting
+// the values per bucket of the next 12 bits (a 16 KB table) finds the bucket that holds rank k;
+// only its values go on, to the next 12 bits while they are many, and the few left are ordered.
+// The value is the one nth_element gives: equal values have equal bits and share every bucket.
+// NaN, or a negative zero (equal to +0 with other bits), takes nth_element.
+template <class T, class U>
 T kth_by_high_bits(std::vector<T>& v, std::size_t k) {
-  constexpr std::size_t kMinSize = 4096;  // below, nth_element is as fast
-  constexpr int kShift = static_cast<int>(sizeof(U) * 8) - 1 - Bits;
-  constexpr U kSignBit = U{1} << (sizeof(U) * 8 - 1);
+  constexpr std::size_t kFew = 4096;  // below, nth_element is as fast
+  constexpr int kBits = 12;
+  constexpr int kWidth = static_cast<int>(sizeof(U) * 8);
+  constexpr U kSignBit = U{1} << (kWidth - 1);
   constexpr U kExponentMask =
       static_cast<U>(sizeof(U) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
   const auto ordinary = [&] {
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return v[k];
   };
-  if (v.size() < kMinSize) return ordinary();
-  std::vector<std::uint32_t> count(std::size_t{1} << Bits, 0);
-  U sign = 0;
-  bool nan = false;
+  if (v.size() < kFew) return ordinary();
+  const auto key = [](T x) {
+    U b;
+    std::memcpy(&b, &x, sizeof b);
+    return (b & kSignBit) != 0 ? static_cast<U>(~b) : static_cast<U>(b | kSignBit);
+  };
   for (const T x : v) {
     U b;
     std::memcpy(&b, &x, sizeof b);
-    sign |= b;
-    nan |= (b & kExponentMask) == kExponentMask && (b & ~kExponentMask & ~kSignBit) != 0;
-    ++count[static_cast<std::size_t>((b >> kShift) & ((U{1} << Bits) - 1))];
+    if (((b & kExponentMask) == kExponentMask && (b & ~kExponentMask & ~kSignBit) != 0) ||
+        b == kSignBit) {
+      return ordinary();
+    }
   }
-  if ((sign & kSignBit) != 0 || nan) return ordinary();
-  std::size_t below = 0, bucket = 0;
-  while (below + count[bucket] <= k) below += count[bucket++];
-  std::vector<T> in_bucket;
-  in_bucket.reserve(count[bucket]);
-  for (const T x : v) {
-    U b;
-    std::memcpy(&b, &x, sizeof b);
-    if (static_cast<std::size_t>(b >> kShift) == bucket) in_bucket.push_back(x);
+  std::vector<std::uint32_t> count(std::size_t{1} << kBits);
+  std::vector<T> rest;
+  const std::vector<T>* in = &v;
+  for (int shift = kWidth - kBits; in->size() >= kFew && shift >= 0; shift -= kBits) {
+    std::fill(count.begin(), count.end(), 0u);
+    const U mask = (U{1} << kBits) - 1;
+    for (const T x : *in) ++count[static_cast<std::size_t>((key(x) >> shift) & mask)];
+    std::size_t below = 0, bucket = 0;
+    while (below + count[bucket] <= k) below += count[bucket++];
+    std::vector<T> next;
+    next.reserve(count[bucket]);
+    for (const T x : *in) {
+      if (static_cast<std::size_t>((key(x) >> shift) & mask) == bucket) next.push_back(x);
+    }
+    k -= below;
+    rest = std::move(next);
+    in = &rest;
   }
-  const auto at = in_bucket.begin() + static_cast<std::ptrdiff_t>(k - below);
-  std::nth_element(in_bucket.begin(), at, in_bucket.end());
+  const auto at = rest.begin() + static_cast<std::ptrdiff_t>(k);
+  std::nth_element(rest.begin(), at, rest.end());
   return *at;
 }
 
 }  // namespace
 
 float kth_smallest(std::vector<float>& v, std::size_t k) {
-  return kth_by_high_bits<float, std::uint32_t, 11>(v, k);  // 8 exponent bits, 3 of the fraction
+  return kth_by_high_bits<float, std::uint32_t>(v, k);
 }
 
 double kth_smallest(std::vector<double>& v, std::size_t k) {
-  return kth_by_high_bits<double, std::uint64_t, 16>(v, k);  // 11 exponent bits, 5 of the fraction
+  return kth_by_high_bits<double, std::uint64_t>(v, k);
 }
 
 double median_of(std::vector<double>& v) {

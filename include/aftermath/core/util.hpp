@@ -13,9 +13,9 @@ namespace aftermath {
 double median_of(std::vector<double>& v);
 
 /// The value of rank `k` (0-based, k < v.size()) of `v`: the one std::nth_element puts at k.
-/// Reorders `v`. Large vectors of non-negative values (no NaN) are narrowed first by the high
-/// bits of their representation (one counting pass, then only the values sharing the rank's
-/// bits are ordered), several times faster than nth_element; anything else takes nth_element.
+/// Reorders `v`. Large vectors (no NaN, no negative zero) are narrowed first by the high bits of
+/// their representation (one counting pass, then only the values sharing the rank's bits are
+/// ordered), several times faster than nth_element; anything else takes nth_element.
 float kth_smallest(std::vector<float>& v, std::size_t k);
 double kth_smallest(std::vector<double>& v, std::size_t k);
 

@@ -18,9 +18,9 @@ TEST(MedianOf, OddEvenAndEmpty) {
   EXPECT_DOUBLE_EQ(median_of(none), 0);
 }
 
-// kth_smallest gives what nth_element gives, on the narrowed path (large, non-negative: spread
-// values, heavy ties, zeros, infinity, a narrow range) and on the plain one (small, a negative,
-// a NaN-free negative zero).
+// kth_smallest gives what nth_element gives, on the narrowed path (large: spread values, heavy
+// ties, zeros, infinity, a narrow range, both signs) and on the plain one (small, or with a
+// negative zero).
 TEST(KthSmallest, EqualsNthElementOnEveryPath) {
   std::mt19937 rng(7);
   std::lognormal_distribution<double> spread(2.0, 3.0);
@@ -51,6 +51,9 @@ TEST(KthSmallest, EqualsNthElementOnEveryPath) {
     std::vector<double> negative = c;
     negative[n / 3] = -1.0;
     check(negative, "a negative value");
+    std::vector<double> signs(n);
+    for (std::size_t i = 0; i < n; ++i) signs[i] = (i % 3 == 0 ? -1.0 : 1.0) * spread(rng);
+    check(signs, "both signs");
     negative[n / 3] = -0.0;
     check(negative, "negative zero");
   }
