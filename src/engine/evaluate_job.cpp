@@ -11,7 +11,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <optional>
 
@@ -19,6 +18,7 @@
 #include "aftermath/engine/analyst.hpp"
 #include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/output_read.hpp"
+#include "aftermath/io/png.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/io/truth.hpp"
 #include "aftermath/score/threshold.hpp"
@@ -451,11 +451,7 @@ cv::Mat draw_plot(const std::string& title, const std::string& xlabel, const std
   return img;
 }
 
-std::vector<std::uint8_t> png_bytes(const cv::Mat& img) {
-  std::vector<std::uint8_t> buf;
-  if (!cv::imencode(".png", img, buf)) throw Error(ErrorKind::internal, "cannot encode a PNG");
-  return buf;
-}
+std::vector<std::uint8_t> png_bytes(const cv::Mat& img) { return encode_png(img); }
 
 void write_bytes(const std::string& path, const std::vector<std::uint8_t>& b) {
   std::ofstream f(path, std::ios::binary);

@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/io/png.hpp"
 #include "distributed.hpp"
 
 namespace aftermath::engine {
@@ -149,8 +148,8 @@ void Quicklook::write(const std::string& path, const std::vector<Footprint>& fea
   post.copyTo(canvas(cv::Rect(size_.width + gap, 0, size_.width, size_.height)));
   panels_[2].copyTo(canvas(cv::Rect(2 * (size_.width + gap), 0, size_.width, size_.height)));
   try {
-    if (!cv::imwrite(path, canvas)) throw_output("cannot write quicklook PNG", path);
-  } catch (const cv::Exception& e) {
+    write_png(path, canvas);
+  } catch (const Error& e) {
     throw_output(std::string("cannot write quicklook PNG: ") + e.what(), path);
   }
 }

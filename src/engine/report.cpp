@@ -1,19 +1,19 @@
 // aftermath report: one self-contained HTML page (inline PNGs, SVG footprints, metrics, curves,
 // a threshold slider that re-classifies the footprints client-side).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/engine/analyst.hpp"
 #include "aftermath/io/hdf5_reader.hpp"
 #include "aftermath/io/output_read.hpp"
+#include "aftermath/io/png.hpp"
 #include "aftermath/io/scene.hpp"
 #include "aftermath/score/threshold.hpp"
 #include "classify.hpp"
@@ -45,9 +45,7 @@ std::string base64(const std::vector<std::uint8_t>& in) {
 }
 
 std::string png_uri(const cv::Mat& img) {
-  std::vector<std::uint8_t> buf;
-  cv::imencode(".png", img, buf);
-  return "data:image/png;base64," + base64(buf);
+  return "data:image/png;base64," + base64(encode_png(img));
 }
 
 std::string png_uri(const std::vector<std::uint8_t>& buf) { return "data:image/png;base64," + base64(buf); }
