@@ -75,17 +75,17 @@ float kth_smallest(std::vector<float>& v, std::size_t k) {
   return kth_by_high_bits<float, std::uint32_t>(v, k);
 }
 
-double kth_smallest(std::vector<double>& v, std::size_t k) {
-  return kth_by_high_bits<double, std::uint64_t>(v, k);
-}
-
+// Not used for median_of: the radiometric fit's values (integer intensities, many ties) went
+// through nth_element faster (the fit 0.15 -> 0.21 s at 8192^2 with the narrowing).
 double median_of(std::vector<double>& v) {
   if (v.empty()) return 0.0;
   const std::size_t n = v.size();
   const std::size_t mid = n / 2;
-  const double upper = kth_smallest(v, mid);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  const double upper = v[mid];
   if (n % 2 == 1) return upper;
-  return 0.5 * (kth_smallest(v, mid - 1) + upper);
+  const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
+  return 0.5 * (lower + upper);
 }
 
 std::string utc_timestamp() {

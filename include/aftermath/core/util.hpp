@@ -16,8 +16,8 @@ double median_of(std::vector<double>& v);
 /// Reorders `v`. Large vectors (no NaN, no negative zero) are narrowed first by the high bits of
 /// their representation (one counting pass, then only the values sharing the rank's bits are
 /// ordered), several times faster than nth_element; anything else takes nth_element.
+/// (Phase correlation's spectra: 65 k magnitudes, 0.42 -> 0.15 ms.)
 float kth_smallest(std::vector<float>& v, std::size_t k);
-double kth_smallest(std::vector<double>& v, std::size_t k);
 
 /// Runs body(i) for every i in [0, n) and returns when all are done, in any order or
 /// concurrently. The engine passes one over its task arena; results must not depend on it.

@@ -29,9 +29,6 @@ TEST(KthSmallest, EqualsNthElementOnEveryPath) {
   const auto check = [&](const std::vector<double>& values, const char* what) {
     for (const std::size_t k :
          {std::size_t{0}, values.size() / 3, values.size() / 2, values.size() - 1}) {
-      std::vector<double> d = values, dn = values;
-      std::nth_element(dn.begin(), dn.begin() + static_cast<std::ptrdiff_t>(k), dn.end());
-      EXPECT_EQ(kth_smallest(d, k), dn[k]) << what << " k " << k;
       std::vector<float> f(values.begin(), values.end()), fn = f;
       std::nth_element(fn.begin(), fn.begin() + static_cast<std::ptrdiff_t>(k), fn.end());
       EXPECT_EQ(kth_smallest(f, k), fn[k]) << what << " (float) k " << k;
