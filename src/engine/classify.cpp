@@ -509,8 +509,8 @@ int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
 
 int tile_halo(const JobConfig& cfg, const Grid& grid) {
   if (cfg.tiling.halo > 0) {
-    (void)built_up_size_px(cfg,
-                           grid);  // throws when the halo is short of the building index's reach
+    // Throws when the halo is short of the building index's reach.
+    (void)built_up_size_px(cfg, grid);
     return cfg.tiling.halo;
   }
   const int size = built_up_size_px(cfg, grid);

@@ -218,8 +218,8 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                grid.height, summary.crs_name, grid.geotransform[0], grid.geotransform[3],
                grid.geotransform[1], grid.geotransform[5]);
 
-  const int halo =
-      engine::tile_halo(cfg, grid);  // checks an explicit halo against the building index
+  // Checks an explicit halo against the building index's reach.
+  const int halo = engine::tile_halo(cfg, grid);
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, halo);
   const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off
   summary.times.plan = seconds_since(t_start);
