@@ -12,53 +12,50 @@
 
 namespace aftermath {
 
-namespace {
-
 // Rank k by the high bits: mapped to unsigned integers (negative values' bits inverted, the sign
-// bit set on the others), the order of floats and doubles is the order of the integers. Counting
-// the values per bucket of the next 12 bits (a 16 KB table) finds the bucket that holds rank k;
-// only its values go on, to the next 12 bits while they are many, and the few left are ordered.
-// The value is the one nth_element gives: equal values have equal bits and share every bucket.
-// NaN, or a negative zero (equal to +0 with other bits), takes nth_element.
-template <class T, class U>
-T kth_by_high_bits(std::vector<T>& v, std::size_t k) {
+// bit set on the others), the order of floats is the order of the integers. Counting the values
+// per bucket of the next 12 bits (a 16 KB table) finds the bucket that holds rank k; only its
+// values go on, to the next 12 bits while they are many, and the few left are ordered. The value
+// is the one nth_element gives: equal values have equal bits and share every bucket. NaN, or a
+// negative zero (equal to +0 with other bits), takes nth_element.
+float kth_smallest(std::vector<float>& v, std::size_t k) {
   constexpr std::size_t kFew = 4096;  // below, nth_element is as fast
   constexpr int kBits = 12;
-  constexpr int kWidth = static_cast<int>(sizeof(U) * 8);
-  constexpr U kSignBit = U{1} << (kWidth - 1);
-  constexpr U kExponentMask =
-      static_cast<U>(sizeof(U) == 4 ? 0x7f800000ull : 0x7ff0000000000000ull);
+  constexpr std::uint32_t kSignBit = 0x80000000u, kExponentMask = 0x7f800000u;
+  constexpr std::uint32_t kBucketMask = (1u << kBits) - 1;
   const auto ordinary = [&] {
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
     return v[k];
   };
   if (v.size() < kFew) return ordinary();
-  const auto key = [](T x) {
-    U b;
+  const auto bits = [](float x) {
+    std::uint32_t b;
     std::memcpy(&b, &x, sizeof b);
-    return (b & kSignBit) != 0 ? static_cast<U>(~b) : static_cast<U>(b | kSignBit);
+    return b;
   };
-  for (const T x : v) {
-    U b;
-    std::memcpy(&b, &x, sizeof b);
+  for (const float x : v) {
+    const std::uint32_t b = bits(x);
     if (((b & kExponentMask) == kExponentMask && (b & ~kExponentMask & ~kSignBit) != 0) ||
         b == kSignBit) {
       return ordinary();
     }
   }
+  const auto key = [&](float x) {
+    const std::uint32_t b = bits(x);
+    return (b & kSignBit) != 0 ? ~b : (b | kSignBit);
+  };
   std::vector<std::uint32_t> count(std::size_t{1} << kBits);
-  std::vector<T> rest;
-  const std::vector<T>* in = &v;
-  for (int shift = kWidth - kBits; in->size() >= kFew && shift >= 0; shift -= kBits) {
+  std::vector<float> rest;
+  const std::vector<float>* in = &v;
+  for (int shift = 32 - kBits; in->size() >= kFew && shift >= 0; shift -= kBits) {
     std::fill(count.begin(), count.end(), 0u);
-    const U mask = (U{1} << kBits) - 1;
-    for (const T x : *in) ++count[static_cast<std::size_t>((key(x) >> shift) & mask)];
+    for (const float x : *in) ++count[(key(x) >> shift) & kBucketMask];
     std::size_t below = 0, bucket = 0;
     while (below + count[bucket] <= k) below += count[bucket++];
-    std::vector<T> next;
+    std::vector<float> next;
     next.reserve(count[bucket]);
-    for (const T x : *in) {
-      if (static_cast<std::size_t>((key(x) >> shift) & mask) == bucket) next.push_back(x);
+    for (const float x : *in) {
+      if (((key(x) >> shift) & kBucketMask) == bucket) next.push_back(x);
     }
     k -= below;
     rest = std::move(next);
@@ -67,12 +64,6 @@ T kth_by_high_bits(std::vector<T>& v, std::size_t k) {
   const auto at = rest.begin() + static_cast<std::ptrdiff_t>(k);
   std::nth_element(rest.begin(), at, rest.end());
   return *at;
-}
-
-}  // namespace
-
-float kth_smallest(std::vector<float>& v, std::size_t k) {
-  return kth_by_high_bits<float, std::uint32_t>(v, k);
 }
 
 // Not used for median_of: the radiometric fit's values (integer intensities, many ties) went

@@ -507,15 +507,10 @@ int built_up_size_px(const JobConfig& cfg, const Grid& grid) {
   return size;
 }
 
-int tile_halo(const JobConfig& cfg, const Grid& grid) {
-  if (cfg.tiling.halo > 0) {
-    // Throws when the halo is short of the building index's reach.
-    (void)built_up_size_px(cfg, grid);
-    return cfg.tiling.halo;
-  }
-  const int size = built_up_size_px(cfg, grid);
+int tile_halo(const JobConfig& cfg, int building_index_px) {
+  if (cfg.tiling.halo > 0) return cfg.tiling.halo;
   const int halo = std::max(detect_radius(cfg.detect) + 2 * cfg.threshold.open_radius,
-                            size > 0 ? built_up_reach(size) : 0);
+                            building_index_px > 0 ? built_up_reach(building_index_px) : 0);
   if (halo >= cfg.tiling.tile_size) {
     throw Error(
         ErrorKind::usage,

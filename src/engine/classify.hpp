@@ -166,11 +166,12 @@ double site_min_built_up_fraction(const SitesConfig& sites);
 /// off. Throws Error(usage) when tiling.halo is smaller than the index's reach (tiles would then
 /// differ from the whole scene).
 int built_up_size_px(const JobConfig& config, const Grid& grid);
-/// The halo of the run's tiles, px: tiling.halo when set (> 0; checked against the building
-/// index's reach), else the least that keeps every tile's results those of the whole scene: the
-/// detector's radius + 2 x threshold.open_radius, or the building index's reach when larger.
-/// Throws Error(usage) when that is not smaller than tiling.tile_size.
-int tile_halo(const JobConfig& config, const Grid& grid);
+/// The halo of the run's tiles, px: tiling.halo when set (> 0; built_up_size_px checks it against
+/// the building index's reach), else the least that keeps every tile's results those of the whole
+/// scene: the detector's radius + 2 x threshold.open_radius, or the reach of the building index
+/// of element `building_index_px` (built_up_size_px; 0 = off) when larger. Throws Error(usage)
+/// when that is not smaller than tiling.tile_size.
+int tile_halo(const JobConfig& config, int building_index_px);
 /// The `built_up_index` layer: float32, the building index, -1 where invalid; built-up ground is
 /// index >= sites.built_up_index_threshold (so rescore can move that threshold).
 LayerSpec built_up_layer();

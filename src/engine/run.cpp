@@ -218,10 +218,10 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
                grid.height, summary.crs_name, grid.geotransform[0], grid.geotransform[3],
                grid.geotransform[1], grid.geotransform[5]);
 
-  // Checks an explicit halo against the building index's reach.
-  const int halo = engine::tile_halo(cfg, grid);
+  // 0 = off; checks an explicit halo against the building index's reach.
+  const int built_up_size_px = engine::built_up_size_px(cfg, grid);
+  const int halo = engine::tile_halo(cfg, built_up_size_px);
   const TileGrid tiles(grid.width, grid.height, cfg.tiling.tile_size, halo);
-  const int built_up_size_px = engine::built_up_size_px(cfg, grid);  // 0 = off
   summary.times.plan = seconds_since(t_start);
 
   engine::warn_if_bound_to_one_core(comm, req.threads);
@@ -446,12 +446,14 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   std::int64_t px_since_release = 0;
   int heap_releases = 0;
   log_memory("the estimate stage and the footprints");
-  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
-    const auto st = blocks->stats();
-    spdlog::debug(
-        "input blocks after the estimate stage: {} decoded, {} reads from the shared cache",
-        st.decoded, st.reused);
-  }
+  const auto log_blocks = [&](const char* after) {
+    for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
+      const auto st = blocks->stats();
+      spdlog::debug("input blocks after {}: {} decoded, {} reads from the shared cache", after,
+                    st.decoded, st.reused);
+    }
+  };
+  log_blocks("the estimate stage");
 
   // ---- score + classify (parallel) -> write (serial, in tile order) ----------------------
   const auto t_score = Clock::now();
@@ -599,11 +601,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   summary.times.score = seconds_since(t_score);
   // The scenes are read: their readers and decoded blocks (two thirds of the memory in use)
   // make room for the tables.
-  for (const auto* blocks : {pre_blocks.get(), post_blocks.get()}) {
-    const auto st = blocks->stats();
-    spdlog::debug("input blocks: {} decoded, {} reads from the shared cache", st.decoded,
-                  st.reused);
-  }
+  log_blocks("the tiles");
   readers.clear();
   pre_blocks.reset();
   post_blocks.reset();

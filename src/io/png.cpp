@@ -22,7 +22,6 @@ std::vector<std::uint8_t> encode_png(const cv::Mat& image) {
       image.empty()) {
     throw Error(ErrorKind::internal, "encode_png: not an 8-bit image of 1, 3 or 4 channels");
   }
-  const cv::Mat img = image.isContinuous() ? image : image.clone();
   io_detail::ErrorCapture cap;
   GDALDriverH mem_driver = GDALGetDriverByName("MEM");
   GDALDriverH png_driver = GDALGetDriverByName("PNG");
@@ -33,7 +32,7 @@ std::vector<std::uint8_t> encode_png(const cv::Mat& image) {
     if (h != nullptr) GDALClose(h);
   };
   std::unique_ptr<void, decltype(close)> mem(
-      GDALCreate(mem_driver, "", img.cols, img.rows, channels, GDT_Byte, nullptr), close);
+      GDALCreate(mem_driver, "", image.cols, image.rows, channels, GDT_Byte, nullptr), close);
   if (!mem)
     throw Error(ErrorKind::internal,
                 "encode_png: cannot create a MEM dataset (" + cap.message() + ")");
@@ -42,9 +41,9 @@ std::vector<std::uint8_t> encode_png(const cv::Mat& image) {
   for (int b = 0; b < channels; ++b) {
     const int c = kOrder[channels - 1][b];
     GDALRasterBandH band = GDALGetRasterBand(mem.get(), b + 1);
-    if (GDALRasterIO(band, GF_Write, 0, 0, img.cols, img.rows,
-                     const_cast<std::uint8_t*>(img.ptr<std::uint8_t>(0)) + c, img.cols, img.rows,
-                     GDT_Byte, channels, static_cast<int>(img.step[0])) != CE_None) {
+    if (GDALRasterIO(band, GF_Write, 0, 0, image.cols, image.rows,
+                     const_cast<std::uint8_t*>(image.ptr<std::uint8_t>(0)) + c, image.cols,
+                     image.rows, GDT_Byte, channels, static_cast<int>(image.step[0])) != CE_None) {
       throw Error(ErrorKind::internal,
                   "encode_png: cannot fill the MEM dataset (" + cap.message() + ")");
     }
