@@ -6,6 +6,11 @@
 // Prints one JSON object: seconds for read, write and total, Mpx/s.
 //
 // Usage: aftermath_io_floor PRE POST OUT.h5 [threads (default all)] [tile size (default 512)]
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,14 +18,10 @@
 #include <string>
 #include <vector>
 
-#include <tbb/enumerable_thread_specific.h>
-#include <tbb/global_control.h>
-#include <tbb/info.h>
-#include <tbb/parallel_for.h>
-
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/error.hpp"
 #include "aftermath/core/grid.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/io/hdf5_writer.hpp"
 #include "aftermath/io/scene.hpp"
 
@@ -33,6 +34,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 
 int main(int argc, char** argv) {
   using namespace aftermath;
+  keep_freed_memory_in_heap();  // as `aftermath run`
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s PRE POST OUT.h5 [threads] [tile_size]\n", argv[0]);
     return 2;

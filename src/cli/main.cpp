@@ -1,22 +1,21 @@
 // aftermath command line. Each subcommand lives in its own cmd_*.cpp (see commands.hpp).
-#include <malloc.h>
-
-#include <csignal>
-#include <chrono>
-#include <cstdio>
-#include <iostream>
-#include <mutex>
-#include <string>
-#include <vector>
-
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/util.hpp"
 #include "aftermath/engine/job.hpp"
 #include "aftermath/engine/mpi.hpp"
 #include "commands.hpp"
@@ -67,13 +66,7 @@ int main(int argc, char** argv) {
   using namespace aftermath::cli;
   // Joins MPI when started by mpirun/srun (README "MPI"); a plain start never touches MPI.
   aftermath::MpiSession mpi(argc, argv);
-  // Tiles allocate and free the same few MB-sized buffers over and over. glibc's defaults hand
-  // such blocks back to the kernel (mmap/trim), so every tile paid fresh zeroed pages (a sixth
-  // of the run in page faults, bench/). Keep them in the heap; the engine hands the free pages
-  // back now and then (release_free_heap), or each thread's arena keeps its high-water mark.
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  mallopt(M_TOP_PAD, 64 << 20);
+  aftermath::keep_freed_memory_in_heap();
   CLI::App app{"aftermath: finds what was destroyed between two satellite scenes.\n" + std::string(kExitCodes)};
   app.set_version_flag("--version", std::string("aftermath ") + AFTERMATH_VERSION);
   app.require_subcommand(1);

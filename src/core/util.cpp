@@ -107,6 +107,14 @@ ResidentMemory resident_memory() {
   return m;
 }
 
+void keep_freed_memory_in_heap() {
+#if defined(__GLIBC__)
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
+
 void release_free_heap() {
 #if defined(__GLIBC__)
   malloc_trim(0);

@@ -35,6 +35,14 @@ struct ResidentMemory {
 };
 ResidentMemory resident_memory();
 
+/// The process's allocator policy for the engine (glibc: mallopt; a no-op elsewhere). Tiles
+/// allocate and free the same few MB-sized buffers over and over; glibc's defaults hand such
+/// blocks back to the kernel (mmap, trim), so each reuse paid fresh zeroed pages (a sixth of a
+/// run in page faults). They stay in the heap, and the engine hands free pages back now and then
+/// (release_free_heap). Called first thing by every program that runs the engine's code, the
+/// benchmarks included, so a kernel is measured as the program runs it.
+void keep_freed_memory_in_heap();
+
 /// Returns the free pages the allocator holds to the system (glibc: malloc_trim), so resident
 /// memory follows the memory in use; a no-op elsewhere. Costs the page faults of reusing them.
 void release_free_heap();
