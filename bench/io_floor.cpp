@@ -6,17 +6,17 @@
 // Prints one JSON object: seconds for read, write and total, Mpx/s.
 //
 // Usage: aftermath_io_floor PRE POST OUT.h5 [threads (default all)] [tile size (default 512)]
-#include <tbb/enumerable_thread_specific.h>
-#include <tbb/global_control.h>
-#include <tbb/info.h>
-#include <tbb/parallel_for.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
 
 #include "aftermath/config/config.hpp"
 #include "aftermath/core/error.hpp"

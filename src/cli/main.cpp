@@ -1,18 +1,18 @@
 // aftermath command line. Each subcommand lives in its own cmd_*.cpp (see commands.hpp).
-#include <fmt/format.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
-#include <CLI/CLI.hpp>
-#include <chrono>
 #include <csignal>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/core/util.hpp"
