@@ -71,7 +71,13 @@ Coarse coarse_shift(int width, int height, const AlignConfig& config, const Wind
     }
   });
   const double f = c.factor;
-  c.pc = phase_correlate(c.pre, c.post, c.pre_valid, c.post_valid, config.max_shift_px / f + 2.0);
+  // The coarse shift is only the tie points' prior, rounded to whole grid pixels (they search
+  // 4 x factor + 8 px around it, or max_shift_px): a tenth of a downsampled pixel is plenty, and
+  // the sub-pixel refinement of this largest correlation (512^2) was the longest serial step of
+  // the stage.
+  const PhaseCorrelationRefinement to_a_tenth{0.1, false};
+  c.pc = phase_correlate(c.pre, c.post, c.pre_valid, c.post_valid, config.max_shift_px / f + 2.0,
+                         to_a_tenth);
   // Block centres: a downsampled pixel i covers grid pixels i*f .. i*f + f - 1, so a shift scales
   // by f.
   c.pc.shift *= f;

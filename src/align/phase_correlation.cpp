@@ -18,11 +18,13 @@
 ///     whitened). At the coarsest level several candidate peaks within max_shift_px (and the global
 ///     maximum, to detect a shift beyond it) are followed down the pyramid, where only the residual
 ///     the coarser level leaves open is searched.
-///  4. at the finest level the shift-and-correlate step is repeated until the update is < 0.002 px.
-///     Because the residual is then ~0, the 3x3 parabolic peak fit is essentially unbiased.
+///  4. at the finest level the shift-and-correlate step is repeated until the update is below
+///     the refinement's tolerance (default 0.002 px). Because the residual is then ~0, the 3x3
+///     parabolic peak fit is essentially unbiased.
 ///  5. changed pixels (rubble, new structures: the locally averaged difference of the robustly
 ///     standardised, aligned images is an outlier) are masked out and step 4 is repeated: change
-///     is clutter that otherwise pulls the sub-pixel estimate by a few hundredths of a pixel.
+///     is clutter that otherwise pulls the sub-pixel estimate by a few hundredths of a pixel
+///     (unless the refinement says not to).
 ///
 /// The pre-shift uses an exact separable Lanczos-4 kernel evaluated at the true fraction:
 /// cv::warpAffine / cv::remap quantise sub-pixel positions to 1/32 px (INTER_BITS = 5), which
@@ -52,7 +54,6 @@ constexpr int kMinCoarseSize = 128;          // smallest dimension of the coarse
 constexpr int kCoarseCandidates = 3;         // peaks of the coarsest level followed down
 constexpr double kBeyondFactor = 2.0;   // an out-of-range peak must beat the in-range one by this
 constexpr double kCoarseRadius = 8.0;   // target search radius at the coarsest level, px
-constexpr double kConvergedPx = 0.002;  // stop refining below this update
 constexpr int kMaxFineIterations = 6;   // refinements at the finest level (after the first)
 constexpr double kMinChange = 0.25;     // smallest flagged change, robust sigmas of the image
 constexpr double kMaxChangedFraction = 0.4;  // more flagged as change -> no change masking
@@ -541,7 +542,8 @@ cv::Mat pyr_down_mask(const cv::Mat& valid) {
 
 PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving,
                                  const cv::Mat& reference_valid, const cv::Mat& moving_valid,
-                                 double max_shift_px) {
+                                 double max_shift_px,
+                                 const PhaseCorrelationRefinement& refinement) {
   if (reference.empty() || moving.empty()) return fail("empty image");
   if (reference.size() != moving.size()) return fail("image sizes differ");
   if (reference.channels() != 1 || moving.channels() != 1) return fail("not single-channel");
@@ -651,8 +653,9 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
   }
   if (!have) return fail(last_reason);
   // Finest level: shift and correlate until the update is negligible.
+  const double converged = refinement.tolerance_px;
   double update = std::hypot(est.shift.x, est.shift.y);
-  for (int it = 0; it < kMaxFineIterations && update >= kConvergedPx; ++it) {
+  for (int it = 0; it < kMaxFineIterations && update >= converged; ++it) {
     est = estimate_residual(levels[0], s, 2.0);
     if (!est.ok) return fail(est.reason);
     s += est.shift;
@@ -662,7 +665,7 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
   // Real change (rubble instead of a roof, new debris...) is uncorrelated clutter that pulls the
   // sub-pixel estimate. Once aligned, mask the pixels that differ much more than the rest and
   // refine again on the unchanged ones.
-  {
+  if (refinement.mask_change) {
     Level masked = levels[0];
     const cv::Mat changed = change_mask(masked, s);
     if (!changed.empty()) {
@@ -673,7 +676,7 @@ PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving
       cv::Point2d sm = s;
       Estimate em;
       double um = 1.0;
-      for (int it = 0; it < kMaxFineIterations && um >= kConvergedPx; ++it) {
+      for (int it = 0; it < kMaxFineIterations && um >= converged; ++it) {
         em = estimate_residual(masked, sm, 2.0);
         if (!em.ok) break;
         sm += em.shift;

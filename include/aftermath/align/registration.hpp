@@ -31,14 +31,25 @@ struct PhaseCorrelation {
                        ///< "shift beyond max")
 };
 
+/// How far phase_correlate refines its estimate at full resolution.
+struct PhaseCorrelationRefinement {
+  /// Shift and correlate again until the update is below this, px (at most 7 times).
+  double tolerance_px = 0.002;
+  /// Then mask the pixels that changed and refine again on the others (change pulls the
+  /// sub-pixel estimate by a few hundredths of a pixel).
+  bool mask_change = true;
+};
+
 /// Sub-pixel phase correlation of two single-channel CV_32F images of equal size, coarse to fine
 /// on an image pyramid so that shifts up to `max_shift_px` are found, refined iteratively to
-/// better than 0.05 px on textured imagery. `reference_valid`/`moving_valid` (CV_8U, 0 = invalid,
-/// may be empty) are filled with the mean before correlation. Never divides by zero: constant
-/// input gives ok = false with reason "no texture".
+/// better than 0.05 px on textured imagery (the default `refinement`; a caller that needs the
+/// shift to the nearest pixel only asks for less). `reference_valid`/`moving_valid` (CV_8U,
+/// 0 = invalid, may be empty) are filled with the mean before correlation. Never divides by zero:
+/// constant input gives ok = false with reason "no texture".
 PhaseCorrelation phase_correlate(const cv::Mat& reference, const cv::Mat& moving,
                                  const cv::Mat& reference_valid, const cv::Mat& moving_valid,
-                                 double max_shift_px);
+                                 double max_shift_px,
+                                 const PhaseCorrelationRefinement& refinement = {});
 
 /// Mean structural similarity (Gaussian sigma 1.5 px) of two single-channel images over the pixels
 /// valid in both (masks CV_8U, may be empty), each first standardised (mean 0, sd 1 over those
