@@ -71,9 +71,9 @@ Coarse coarse_shift(int width, int height, const AlignConfig& config, const Wind
     }
   });
   const double f = c.factor;
-  // The coarse shift is only the tie points' prior, rounded to whole grid pixels (they search
-  // 4 x factor + 8 px around it, or max_shift_px): a tenth of a downsampled pixel is plenty, and
-  // the sub-pixel refinement of this largest correlation (512^2) was the longest serial step of
+  // The coarse shift is only the tie points' prior, rounded to whole grid pixels (they search at
+  // least 4 x factor + 8 px around it, or max_shift_px): a tenth of a downsampled pixel is plenty,
+  // and the sub-pixel refinement of this largest correlation (512^2) was the longest serial step of
   // the stage.
   const PhaseCorrelationRefinement to_a_tenth{0.1, false};
   c.pc = phase_correlate(c.pre, c.post, c.pre_valid, c.post_valid, config.max_shift_px / f + 2.0,

@@ -33,7 +33,8 @@ struct PhaseCorrelation {
 
 /// How far phase_correlate refines its estimate at full resolution.
 struct PhaseCorrelationRefinement {
-  /// Shift and correlate again until the update is below this, px (at most 7 times).
+  /// Shift and correlate again until the update is below this, px (at most 6 more times after
+  /// the pyramid's estimate at full resolution).
   double tolerance_px = 0.002;
   /// Then mask the pixels that changed and refine again on the others (change pulls the
   /// sub-pixel estimate by a few hundredths of a pixel).
