@@ -13,8 +13,6 @@
 // dataset's maximum dimension along that axis is raised to chunk_size (its current dimension is
 // still the grid size, and it is not unlimited, so netCDF sees a fixed dimension of the grid
 // size). This keeps encode_chunk (which only knows chunk_size) and the dataset consistent.
-#include <memory>
-
 #include "aftermath/io/hdf5_writer.hpp"
 
 #include <fcntl.h>
@@ -24,6 +22,8 @@
 
 #include <array>
 #include <bit>
+#include <cstring>
+#include <memory>
 #include <numeric>
 #include <set>
 
@@ -78,6 +78,48 @@ struct CompressorCache {
   }
 };
 
+/// Encoded uniform chunks by (element bytes, chunk size, level), a few per thread.
+class UniformChunkMemo {
+ public:
+  const std::vector<std::uint8_t>* find(const std::uint8_t* element, std::size_t size,
+                                        int chunk_size, int level) const {
+    for (const Entry& e : entries_) {
+      if (e.size == size && e.chunk_size == chunk_size && e.level == level &&
+          std::memcmp(e.element.data(), element, size) == 0) {
+        return &e.bytes;
+      }
+    }
+    return nullptr;
+  }
+  void add(const std::uint8_t* element, std::size_t size, int chunk_size, int level,
+           const std::vector<std::uint8_t>& bytes) {
+    Entry e;
+    std::memcpy(e.element.data(), element, size);
+    e.size = size;
+    e.chunk_size = chunk_size;
+    e.level = level;
+    e.bytes = bytes;
+    if (entries_.size() < kEntries) {
+      entries_.push_back(std::move(e));
+    } else {
+      entries_[next_] = std::move(e);  // oldest first
+      next_ = (next_ + 1) % kEntries;
+    }
+  }
+
+ private:
+  static constexpr std::size_t kEntries = 16;
+  struct Entry {
+    std::array<std::uint8_t, 8> element{};
+    std::size_t size = 0;
+    int chunk_size = 0;
+    int level = 0;
+    std::vector<std::uint8_t> bytes;
+  };
+  std::vector<Entry> entries_;
+  std::size_t next_ = 0;
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
@@ -113,6 +155,18 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
     return out;
   }
   const auto* raw = padded_bytes.data();
+  // A chunk of one value repeated (a translation model's misregistration, a mask with no change,
+  // nodata) deflates to the same bytes every time, and is common: such chunks are encoded once
+  // per thread and copied after. libdeflate is deterministic, so the bytes are those the
+  // encoding below gives. Periodic with period s = every element equals the first.
+  const bool uniform = std::memcmp(raw, raw + s, nbytes - s) == 0;
+  thread_local UniformChunkMemo memo;
+  if (uniform) {
+    if (const auto* hit = memo.find(raw, s, chunk_size, deflate_level)) {
+      out.bytes = *hit;
+      return out;
+    }
+  }
   // HDF5's shuffle filter: byte j of element i goes to [j*n + i] (a no-op for 1-byte elements).
   std::vector<std::uint8_t> shuffled;
   const std::uint8_t* input = raw;
@@ -132,6 +186,7 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
   if (size == 0) throw Error(ErrorKind::internal, "encode_chunk: compression failed");
   out.bytes.resize(size);
   out.bytes.shrink_to_fit();
+  if (uniform) memo.add(raw, s, chunk_size, deflate_level, out.bytes);
   return out;
 }
 

@@ -288,6 +288,62 @@ TEST(Hdf5EncodeChunk, DeflatedIsZlibOfShuffledPaddedChunk) {
   }
 }
 
+/// Inflates and unshuffles an encoded float32 chunk of n elements.
+std::vector<float> decode_float_chunk(const EncodedChunk& e, std::size_t n) {
+  std::vector<std::uint8_t> shuffled(n * 4);
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  std::size_t got = 0;
+  const auto rc = libdeflate_zlib_decompress(d, e.bytes.data(), e.bytes.size(), shuffled.data(),
+                                             shuffled.size(), &got);
+  libdeflate_free_decompressor(d);
+  EXPECT_EQ(rc, LIBDEFLATE_SUCCESS);
+  EXPECT_EQ(got, n * 4);
+  std::vector<std::uint8_t> raw(n * 4);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t j = 0; j < 4; ++j) raw[i * 4 + j] = shuffled[j * n + i];
+  }
+  std::vector<float> v(n);
+  std::memcpy(v.data(), raw.data(), raw.size());
+  return v;
+}
+
+// Uniform chunks are encoded once per thread and reused: the reused bytes must be those a fresh
+// encoding gives, and a chunk that differs in one element or in its level must not be served.
+TEST(Hdf5EncodeChunk, UniformChunksReuseTheirEncodingExactly) {
+  LayerSpec spec;
+  spec.type = LayerType::float32;
+  spec.fill_value = -1;
+  const int chunk = 64;
+  const std::size_t n = std::size_t(chunk) * chunk;
+  const cv::Mat uniform(chunk, chunk, CV_32F, cv::Scalar(0.25f));
+  EncodedChunk fresh;
+  std::thread([&] { fresh = encode_chunk(spec, uniform, chunk, 4); }).join();  // an empty memo
+  const EncodedChunk first = encode_chunk(spec, uniform, chunk, 4);
+  const EncodedChunk again = encode_chunk(spec, uniform, chunk, 4);
+  EXPECT_EQ(first.bytes, fresh.bytes);
+  EXPECT_EQ(again.bytes, fresh.bytes);
+  for (float v : decode_float_chunk(again, n)) ASSERT_EQ(v, 0.25f);
+
+  cv::Mat one_off = uniform.clone();
+  one_off.at<float>(chunk - 1, chunk - 1) = 0.5f;
+  const std::vector<float> v = decode_float_chunk(encode_chunk(spec, one_off, chunk, 4), n);
+  EXPECT_EQ(v[n - 1], 0.5f);
+  EXPECT_EQ(v[0], 0.25f);
+
+  // A partial core padded with a different fill value is not uniform.
+  const std::vector<float> padded = decode_float_chunk(
+      encode_chunk(spec, uniform(cv::Rect(0, 0, chunk - 1, chunk)), chunk, 4), n);
+  EXPECT_EQ(padded[std::size_t(chunk - 1)], -1.0f);
+  EXPECT_EQ(padded[0], 0.25f);
+
+  // Other levels and values get their own entries.
+  EncodedChunk fresh6;
+  std::thread([&] { fresh6 = encode_chunk(spec, uniform, chunk, 6); }).join();
+  EXPECT_EQ(encode_chunk(spec, uniform, chunk, 6).bytes, fresh6.bytes);
+  const cv::Mat other(chunk, chunk, CV_32F, cv::Scalar(-1.0f));
+  for (float x : decode_float_chunk(encode_chunk(spec, other, chunk, 4), n)) ASSERT_EQ(x, -1.0f);
+}
+
 TEST(Hdf5EncodeChunk, RejectsWrongTypeAndOversizedCore) {
   LayerSpec spec;
   spec.name = "l";
