@@ -430,16 +430,26 @@ std::optional<std::string> zero_border_warning(const SceneInfo& scene) {
   if (!ds) return std::nullopt;  // open_scene succeeded; a later read reports any problem
   GDALDatasetH h = io_detail::get(ds);
   const int w = GDALGetRasterXSize(h), ht = GDALGetRasterYSize(h);
-  const int samples = std::min(w, 4096);  // decimated: the first and last rows, all bands
-  std::vector<float> row(static_cast<std::size_t>(samples));
+  // The first and last rows of every band, one block width at a time: image data shows in the
+  // first block, so a scene without a collar decodes one block (the whole rows took ~60 ms of
+  // serial decoding at 8192 px wide).
   for (int b = 1; b <= GDALGetRasterCount(h); ++b) {
     GDALRasterBandH band = GDALGetRasterBand(h, b);
     if (GDALGetRasterColorInterpretation(band) == GCI_AlphaBand) continue;
+    int block_w = 0, block_h = 0;
+    GDALGetBlockSize(band, &block_w, &block_h);
+    const int step = std::clamp(block_w, 256, 4096);
+    std::vector<float> row(static_cast<std::size_t>(std::min(w, step)));
     for (int y : {0, ht - 1}) {
-      if (GDALRasterIO(band, GF_Read, 0, y, w, 1, row.data(), samples, 1, GDT_Float32, 0, 0) != CE_None) {
-        return std::nullopt;
+      for (int x = 0; x < w; x += step) {
+        const int n = std::min(step, w - x);
+        if (GDALRasterIO(band, GF_Read, x, y, n, 1, row.data(), n, 1, GDT_Float32, 0, 0) !=
+            CE_None) {
+          return std::nullopt;
+        }
+        if (std::any_of(row.begin(), row.begin() + n, [](float v) { return v != 0.f; }))
+          return std::nullopt;
       }
-      if (std::any_of(row.begin(), row.end(), [](float v) { return v != 0.f; })) return std::nullopt;
     }
   }
   return scene.path + ": no nodata value is set, but its first and last rows are 0-valued in every "
