@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <opencv2/core.hpp>
@@ -440,8 +441,8 @@ namespace {
 // The 4-tap rows of the separable cubic convolution, unrolled so the compiler vectorises them,
 // and compiled for AVX2 as well (chosen at run time). The same operations in the same order as
 // the generic loops (no FMA: -ffp-contract=off), so every version gives identical values.
-AFTERMATH_AVX2_CLONES void cubic_row_horizontal(const float* p, const double* w, int lo, int hi,
-                                                float* h) {
+template <typename T>
+inline void cubic_row_horizontal_body(const T* p, const double* w, int lo, int hi, float* h) {
   for (int tx = lo; tx <= hi; ++tx) {
     double acc = 0;
     acc += w[0] * p[tx];
@@ -450,6 +451,16 @@ AFTERMATH_AVX2_CLONES void cubic_row_horizontal(const float* p, const double* w,
     acc += w[3] * p[tx + 3];
     h[tx] = static_cast<float>(acc);
   }
+}
+AFTERMATH_AVX2_CLONES void cubic_row_horizontal(const float* p, const double* w, int lo, int hi,
+                                                float* h) {
+  cubic_row_horizontal_body(p, w, lo, hi, h);
+}
+// Integer bands (SceneReader::read_native) are sampled as they are: an integer converts to the
+// same double directly as through float, so the values are those of a float band.
+AFTERMATH_AVX2_CLONES void cubic_row_horizontal(const std::uint16_t* p, const double* w, int lo,
+                                                int hi, float* h) {
+  cubic_row_horizontal_body(p, w, lo, hi, h);
 }
 
 // Invalid pixels (vo 0) are set to +0, by a bit mask in a second pass (a select in the first
@@ -498,10 +509,12 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   } else {
     cv::compare(valid, 0, valid_u8, cv::CMP_NE);
   }
+  // Float bands for the general models; the translation below samples uint16 bands directly.
+  const bool general = registration.model == "affine" || registration.model == "field";
   std::vector<cv::Mat> src_bands;
   for (const auto& b : bands) {
     cv::Mat f;
-    if (b.type() == CV_32F) {
+    if (b.type() == CV_32F || (!general && b.type() == CV_16U)) {
       f = b;
     } else {
       b.convertTo(f, CV_32F);
@@ -509,7 +522,7 @@ void apply_registration(const Registration& registration, const std::vector<cv::
     src_bands.push_back(f);
   }
 
-  if (registration.model == "affine" || registration.model == "field") {
+  if (general) {
     apply_general(registration, src_bands, valid_u8, source, target, out_bands, out_valid);
     return;
   }
@@ -520,9 +533,13 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   const double oy = target.y - source.y + shift.y;
   out_valid = cv::Mat::zeros(dst_size, CV_8U);
   out_bands.assign(src_bands.size(), cv::Mat());
-  for (auto& b : out_bands) b = cv::Mat::zeros(dst_size, CV_32F);
   // A non-finite or absurd shift samples nothing: everything invalid.
-  if (!std::isfinite(ox) || !std::isfinite(oy) || std::abs(ox) > 1e9 || std::abs(oy) > 1e9) return;
+  if (!std::isfinite(ox) || !std::isfinite(oy) || std::abs(ox) > 1e9 || std::abs(oy) > 1e9) {
+    for (auto& b : out_bands) b = cv::Mat::zeros(dst_size, CV_32F);
+    return;
+  }
+  // Every output value is written below (0 where invalid): no zeroing first.
+  for (auto& b : out_bands) b.create(dst_size, CV_32F);
   const double flx = std::floor(ox), fly = std::floor(oy);
   const int ix = static_cast<int>(flx), iy = static_cast<int>(fly);
   // Cubic convolution (Keys, a = -0.5): sharper than bilinear, so high-contrast edges (roofs on
@@ -599,30 +616,40 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   const int row_lo = std::max(0, iy + ky0), row_hi = std::min(sh - 1, th - 1 + iy + ky1);
   cv::Mat horiz(sh, tw, CV_32F, cv::Scalar(0));
   for (std::size_t b = 0; b < src_bands.size(); ++b) {
-    for (int y = row_lo; y <= row_hi; ++y) {
-      const float* in = src_bands[b].ptr<float>(y);
-      float* h = horiz.ptr<float>(y);
-      const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
-      if (tx_taps.size() == 4) {
-        // The usual case, unrolled so the compiler vectorises it; the same operations in the
-        // same order as the generic loop, so the values are identical.
-        const double wx[4] = {tx_taps[0].weight, tx_taps[1].weight, tx_taps[2].weight,
-                              tx_taps[3].weight};
-        cubic_row_horizontal(in + ix + tx_taps[0].offset, wx, tx_lo, tx_hi, h);
-        continue;
+    auto horizontal = [&]<typename T>(const cv::Mat& band) {
+      for (int y = row_lo; y <= row_hi; ++y) {
+        const T* in = band.ptr<T>(y);
+        float* h = horiz.ptr<float>(y);
+        const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
+        if (tx_taps.size() == 4) {
+          // The usual case, unrolled so the compiler vectorises it; the same operations in the
+          // same order as the generic loop, so the values are identical.
+          const double wx[4] = {tx_taps[0].weight, tx_taps[1].weight, tx_taps[2].weight,
+                                tx_taps[3].weight};
+          cubic_row_horizontal(in + ix + tx_taps[0].offset, wx, tx_lo, tx_hi, h);
+          continue;
+        }
+        for (int tx = tx_lo; tx <= tx_hi; ++tx) {
+          const T* p = in + tx + ix;
+          double acc = 0;
+          for (const Tap& t : tx_taps) acc += t.weight * p[t.offset];
+          h[tx] = static_cast<float>(acc);
+        }
       }
-      for (int tx = tx_lo; tx <= tx_hi; ++tx) {
-        const float* p = in + tx + ix;
-        double acc = 0;
-        for (const Tap& t : tx_taps) acc += t.weight * p[t.offset];
-        h[tx] = static_cast<float>(acc);
-      }
+    };
+    if (src_bands[b].type() == CV_16U) {
+      horizontal.operator()<std::uint16_t>(src_bands[b]);
+    } else {
+      horizontal.operator()<float>(src_bands[b]);
     }
     for (int ty = 0; ty < th; ++ty) {
       const uchar* vo = out_valid.ptr<uchar>(ty);
       float* o = out_bands[b].ptr<float>(ty);
       const int y0 = ty + iy;
-      if (y0 + ky0 < 0 || y0 + ky1 >= sh) continue;
+      if (y0 + ky0 < 0 || y0 + ky1 >= sh) {
+        std::fill(o, o + tw, 0.0f);  // taps outside the source: invalid
+        continue;
+      }
       const float* rows[4] = {nullptr, nullptr, nullptr, nullptr};
       double w[4] = {0, 0, 0, 0};
       const std::size_t nt = ty_taps.size();
@@ -635,7 +662,10 @@ void apply_registration(const Registration& registration, const std::vector<cv::
         continue;
       }
       for (int tx = 0; tx < tw; ++tx) {
-        if (!vo[tx]) continue;
+        if (!vo[tx]) {
+          o[tx] = 0.0f;
+          continue;
+        }
         double acc = 0;
         for (std::size_t k = 0; k < nt; ++k) acc += w[k] * rows[k][tx];
         o[tx] = static_cast<float>(acc);

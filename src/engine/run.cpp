@@ -93,7 +93,7 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
                    const Window& count_region = {}) {
   SceneWindow pre = r.pre.read(w);
   const Window src = registration_source(reg, w);  // the tile mapped by the model, plus the taps
-  SceneWindow post = r.post.read(src);
+  SceneWindow post = r.post.read_native(src);      // uint16 stays uint16 until it is resampled
   if (count) {
     auto in = [&](const cv::Mat& m, const Window& read) -> std::int64_t {
       if (m.empty()) return 0;
@@ -117,7 +117,7 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
     pair.more_pre.push_back(std::move(s.bands));
   }
   for (auto& reader : r.more_post) {
-    SceneWindow s = reader.read(src);
+    SceneWindow s = reader.read_native(src);
     std::vector<cv::Mat> bands;
     cv::Mat valid;
     apply_registration(reg, s.bands, s.valid, src, w, bands, valid);

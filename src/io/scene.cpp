@@ -84,14 +84,31 @@ void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<doubl
   const float nd = nodata ? static_cast<float>(*nodata) : 0.f;
   const bool nd_nan = nodata && std::isnan(*nodata);
   if (!may_be_non_finite) {
-    // Integer source bands converted to float are finite: only the nodata value to drop, in a
-    // branch-free loop the compiler vectorises (this runs on every pixel read).
+    // Integer source bands (as float, or as read_native keeps them) are finite: only the nodata
+    // value to drop, compared as float either way, in a branch-free loop the compiler vectorises
+    // (this runs on every pixel read).
     if (!nodata || nd_nan) return;
+    auto drop = [&]<typename T>(const cv::Mat& b, int r, std::uint8_t* v) {
+      const T* p = b.ptr<T>(r);
+      for (int c = 0; c < valid.cols; ++c) v[c] = static_cast<float>(p[c]) == nd ? 0 : v[c];
+    };
     for (int r = 0; r < valid.rows; ++r) {
       auto* v = valid.ptr<std::uint8_t>(r);
       for (const auto& b : bands) {
-        const float* p = b.ptr<float>(r);
-        for (int c = 0; c < valid.cols; ++c) v[c] = p[c] == nd ? 0 : v[c];
+        switch (b.depth()) {
+          case CV_8U:
+            drop.operator()<std::uint8_t>(b, r, v);
+            break;
+          case CV_16U:
+            drop.operator()<std::uint16_t>(b, r, v);
+            break;
+          case CV_16S:
+            drop.operator()<std::int16_t>(b, r, v);
+            break;
+          default:
+            drop.operator()<float>(b, r, v);
+            break;
+        }
       }
     }
     return;
@@ -119,7 +136,7 @@ void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<doubl
 void zero_invalid(std::vector<cv::Mat>& bands, const cv::Mat& valid) {
   cv::Mat invalid;
   cv::compare(valid, 0, invalid, cv::CMP_EQ);
-  for (auto& b : bands) b.setTo(0.f, invalid);
+  for (auto& b : bands) b.setTo(0, invalid);
 }
 
 GDALResampleAlg resample_alg(const std::string& name) {
@@ -952,7 +969,7 @@ struct SceneReader::Impl {
         const cv::Rect in_window(bwin.x - fw.x + dx, bwin.y - fw.y + dy, bwin.width, bwin.height);
         for (int k = 0; k < n; ++k) {
           cv::Mat dst = out.bands[k](in_window);
-          block->planes[k](in_block).convertTo(dst, CV_32F);
+          block->planes[k](in_block).convertTo(dst, dst.type());  // a copy when read_native
         }
         block->valid(in_block).copyTo(out.valid(in_window));
       }
@@ -981,13 +998,14 @@ struct SceneReader::Impl {
     return keys;
   }
 
-  SceneWindow read(const Window& w) {
+  SceneWindow read(const Window& w, bool native = false) {
     if (w.empty()) throw Error(ErrorKind::internal, scene.path + ": empty read " + window_str(w));
     const int n = static_cast<int>(bands.size());
     SceneWindow out;
     // One buffer for all bands (band k = rows [k*h, (k+1)*h)), so one RasterIO call fills all.
     // Zeroed below only when the read does not cover the whole window (the usual tile is inside).
-    cv::Mat buf(n * w.height, w.width, CV_32F);
+    // read_native keeps the blocks' type, on the direct path through shared blocks only.
+    cv::Mat buf(n * w.height, w.width, native && direct && blocks ? block_cv_type : CV_32F);
     out.valid = cv::Mat(w.height, w.width, CV_8U, cv::Scalar(0));
     for (int k = 0; k < n; ++k) out.bands.push_back(buf.rowRange(k * w.height, (k + 1) * w.height));
 
@@ -1101,6 +1119,7 @@ SceneReader::SceneReader(SceneReader&&) noexcept = default;
 SceneReader& SceneReader::operator=(SceneReader&&) noexcept = default;
 
 SceneWindow SceneReader::read(const Window& window) { return impl_->read(window); }
+SceneWindow SceneReader::read_native(const Window& window) { return impl_->read(window, true); }
 std::vector<std::int64_t> SceneReader::block_keys(const Window& window) const {
   return impl_->block_keys(window);
 }

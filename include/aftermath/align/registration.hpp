@@ -189,7 +189,9 @@ cv::Mat to_intensity(const std::vector<cv::Mat>& bands);
 /// identity and translation the taps are shared by every pixel (fewer for whole-pixel shifts,
 /// which copy exactly); for affine and field models they follow d(p), evaluated at the global grid
 /// position so the result does not depend on the tiling. Output pixels whose taps fall outside
-/// `source` or on an invalid pixel are invalid (0 in `out_valid`, 0 in the bands).
+/// `source` or on an invalid pixel are invalid (0 in `out_valid`, 0 in the bands). `bands` are
+/// CV_32F or of any type convertTo takes (uint16 bands are sampled as they are, other types
+/// converted first); `out_bands` are CV_32F.
 void apply_registration(const Registration& registration, const std::vector<cv::Mat>& bands,
                         const cv::Mat& valid, const Window& source, const Window& target,
                         std::vector<cv::Mat>& out_bands, cv::Mat& out_valid);

@@ -57,7 +57,8 @@ double pixel_size_in_metres(const Grid& grid);
 
 /// One window of a scene on the analysis grid: float32 bands and a validity mask.
 struct SceneWindow {
-  std::vector<cv::Mat> bands;  ///< CV_32F, window size, one per selected band; invalid pixels are 0
+  std::vector<cv::Mat> bands;  ///< CV_32F (read_native: maybe the file's integer type), window
+                               ///< size, one per selected band; invalid pixels are 0
   cv::Mat valid;               ///< CV_8U, 255 = valid (inside the scene, not nodata/masked, finite in every band)
   /// CV_8U, 255 where a pixel was otherwise valid but some band was NaN or infinite (made
   /// invalid); empty when the window had none, which is the usual case.
@@ -119,6 +120,12 @@ class SceneReader {
   /// failure (including decode errors reported only through CPLError) throws Error(input)
   /// naming the file and the window.
   SceneWindow read(const Window& window);
+
+  /// As read(), but the bands keep the file's integer type (CV_8U, CV_16U or CV_16S; invalid
+  /// pixels 0) when the window is assembled from shared decoded blocks of that type: the values
+  /// are exactly those read() gives as float, without the float copy (apply_registration
+  /// converts as it samples). CV_32F otherwise, as read().
+  SceneWindow read_native(const Window& window);
   bool direct() const;
   /// The keys of the shared cache's blocks that read(window) reads, one per block (in no
   /// particular order); empty without a shared cache (or off the direct path).

@@ -284,6 +284,31 @@ TEST(ApplyRegistration, IdentityIsAnExactCopy) {
   EXPECT_EQ(cv::countNonZero(out_valid), 40 * 30);
 }
 
+TEST(ApplyRegistration, Uint16BandsGiveTheValuesOfFloatBands) {
+  // SceneReader::read_native hands uint16 bands over: sampled directly, they must give exactly
+  // what the same values as float give, for a sub-pixel and a whole-pixel translation.
+  cv::Mat band16;
+  make_texture(80, 60, 9).convertTo(band16, CV_16U, 200, 3000);
+  cv::Mat band32;
+  band16.convertTo(band32, CV_32F);
+  cv::Mat valid = all_valid(80, 60);
+  valid(cv::Rect(30, 20, 5, 4)).setTo(0);
+  const Window source{10, 20, 80, 60}, target{14, 22, 70, 50};
+  for (const cv::Point2d shift : {cv::Point2d(1.3, -0.6), cv::Point2d(2, 1)}) {
+    Registration reg;
+    reg.model = "translation";
+    reg.shift = shift;
+    std::vector<cv::Mat> from16, from32;
+    cv::Mat valid16, valid32;
+    apply_registration(reg, {band16}, valid, source, target, from16, valid16);
+    apply_registration(reg, {band32}, valid, source, target, from32, valid32);
+    ASSERT_EQ(from16[0].type(), CV_32F);
+    EXPECT_EQ(cv::norm(from16[0], from32[0], cv::NORM_INF), 0.0) << shift;
+    EXPECT_EQ(cv::norm(valid16, valid32, cv::NORM_INF), 0.0) << shift;
+    EXPECT_GT(cv::countNonZero(valid16), 0);
+  }
+}
+
 /// Registers `post` onto `pre` (end to end: windows, tie points, fit), applies the registration
 /// over the whole grid and returns the worst band's mean |aligned post - pre| away from the
 /// borders; checks the border validity on the way.

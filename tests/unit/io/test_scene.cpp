@@ -219,6 +219,42 @@ TEST_F(SceneTest, SharedBlockCacheReadsWhatADirectReadGives) {
   EXPECT_GT(st.reused, 0);
 }
 
+TEST_F(SceneTest, ReadNativeKeepsIntegerBlocksWithTheValuesOfRead) {
+  // uint16 in 256 px tiles with nodata, through a grid offset by a few px (windows crossing
+  // blocks and the scene's edge): read_native gives uint16 bands whose values are read()'s.
+  const Grid g = utm_grid(600, 520);
+  std::vector<cv::Mat> bands;
+  for (int k = 0; k < 3; ++k) {
+    cv::Mat b;
+    test::make_texture(600, 520, 21 + k).convertTo(b, CV_16U, 100, 1000);
+    b(cv::Rect(40 + 30 * k, 60, 25, 200)).setTo(0);
+    bands.push_back(b);
+  }
+  write_geotiff(path("n16.tif"), g, bands, 0.0);
+  const SceneInfo info = open_scene(path("n16.tif"), InputConfig{});
+  Grid sub = g;
+  sub.geotransform[0] += 5;
+  sub.geotransform[3] -= 9;
+  sub.width = 590;
+  sub.height = 505;
+  SceneReader reader(info, sub, ReadOptions{}, std::make_shared<SceneBlockCache>(64u << 20));
+  for (const Window& w :
+       {Window{-20, -10, 300, 280}, Window{200, 240, 300, 280}, Window{450, 400, 200, 150}}) {
+    const SceneWindow f = reader.read(w), u = reader.read_native(w);
+    ASSERT_EQ(u.bands.size(), 3u);
+    EXPECT_EQ(cv::norm(u.valid, f.valid, cv::NORM_INF), 0.0);
+    for (int k = 0; k < 3; ++k) {
+      ASSERT_EQ(u.bands[k].type(), CV_16U);
+      cv::Mat as_float;
+      u.bands[k].convertTo(as_float, CV_32F);
+      EXPECT_EQ(max_abs_diff(as_float, f.bands[k]), 0.0) << k;
+    }
+  }
+  // Without shared blocks it reads float, as read().
+  SceneReader plain(info, sub, ReadOptions{});
+  EXPECT_EQ(plain.read_native(Window{0, 0, 64, 64}).bands[0].type(), CV_32F);
+}
+
 TEST_F(SceneTest, SharedBlockCacheDropsABlockAfterItsAnnouncedReads) {
   // Three 256 px blocks in a row (A, B, C), a cache for two of them, reads A B C A. Least
   // recently used alone, C pushes A out and A is decoded twice; with the reads announced, B goes
