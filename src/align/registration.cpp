@@ -755,19 +755,28 @@ cv::Mat misregistration(const Registration& registration, const Window& window) 
     ix1[static_cast<std::size_t>(x)] = std::min(i + 1, cols - 1);
     fx[static_cast<std::size_t>(x)] = u - i;
   }
+  // A lattice row interpolated along x is the same for every output row between two lattice
+  // rows: computed once per lattice row (the same operations, so the same values), which leaves
+  // a loop the compiler vectorises per output row.
+  std::vector<std::vector<double>> along_x(static_cast<std::size_t>(rows));
+  auto lattice_row = [&](int j) -> const double* {
+    auto& r = along_x[static_cast<std::size_t>(j)];
+    if (r.empty()) {
+      const double* s = f.sigma.ptr<double>(j);
+      r.resize(static_cast<std::size_t>(window.width));
+      for (std::size_t k = 0; k < r.size(); ++k) r[k] = s[ix0[k]] * (1 - fx[k]) + s[ix1[k]] * fx[k];
+    }
+    return r.data();
+  };
   for (int y = 0; y < window.height; ++y) {
     const double v = std::clamp((window.y + y - f.origin.y) / f.spacing, 0.0, rows - 1.0);
     const int j = std::min(static_cast<int>(v), rows - 1), j1 = std::min(j + 1, rows - 1);
     const double fy = v - j;
-    const double* r0 = f.sigma.ptr<double>(j);
-    const double* r1 = f.sigma.ptr<double>(j1);
+    const double* top = lattice_row(j);
+    const double* bottom = lattice_row(j1);
     float* o = out.ptr<float>(y);
-    for (int x = 0; x < window.width; ++x) {
-      const auto k = static_cast<std::size_t>(x);
-      const double top = r0[ix0[k]] * (1 - fx[k]) + r0[ix1[k]] * fx[k];
-      const double bottom = r1[ix0[k]] * (1 - fx[k]) + r1[ix1[k]] * fx[k];
-      o[x] = static_cast<float>(top * (1 - fy) + bottom * fy);
-    }
+    for (int x = 0; x < window.width; ++x)
+      o[x] = static_cast<float>(top[x] * (1 - fy) + bottom[x] * fy);
   }
   return out;
 }
