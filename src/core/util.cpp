@@ -1,9 +1,11 @@
 #include "aftermath/core/util.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -67,11 +69,54 @@ float kth_smallest(std::vector<float>& v, std::size_t k) {
 }
 
 // Not used for median_of: the radiometric fit's values (integer intensities, many ties) went
-// through nth_element faster (the fit 0.15 -> 0.21 s at 8192^2 with the narrowing).
+// through nth_element faster (the fit 0.15 -> 0.21 s at 8192^2 with the narrowing); median_of
+// counts such values instead (median_of_half_steps).
+namespace {
+
+/// The median of values that are all multiples of 1/2 spanning fewer than 2^20 of them (integer
+/// imagery, and its absolute deviations from an integer or half-integer median), by counting:
+/// O(n) where nth_element pays for the many ties. nullopt for any other input (also NaN and a
+/// negative zero, which the count would not tell from +0). The same value as the ordering path:
+/// the two middle ranks are exact multiples of 1/2.
+std::optional<double> median_of_half_steps(const std::vector<double>& v) {
+  constexpr double kLimit = 1099511627776.0;  // 2^40 half steps: exact in int64 and double
+  constexpr std::int64_t kMaxSpan = std::int64_t{1} << 20;
+  std::int64_t lo = 0, hi = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const double t = 2.0 * v[i];
+    if (!(std::abs(t) < kLimit)) return std::nullopt;
+    const auto q = static_cast<std::int64_t>(t);
+    if (static_cast<double>(q) != t || (q == 0 && std::signbit(t))) return std::nullopt;
+    if (i == 0) lo = hi = q;
+    lo = std::min(lo, q);
+    hi = std::max(hi, q);
+    if (hi - lo >= kMaxSpan) return std::nullopt;
+  }
+  std::vector<std::uint32_t> count(static_cast<std::size_t>(hi - lo + 1));
+  for (const double x : v)
+    ++count[static_cast<std::size_t>(static_cast<std::int64_t>(2.0 * x) - lo)];
+  const std::size_t n = v.size(), mid = n / 2;
+  // The value of rank `k`: the first bucket whose cumulative count passes k.
+  const auto rank = [&](std::size_t k) {
+    std::size_t below = 0, b = 0;
+    while (below + count[b] <= k) below += count[b++];
+    return static_cast<double>(lo + static_cast<std::int64_t>(b)) * 0.5;
+  };
+  const double upper = rank(mid);
+  if (n % 2 == 1) return upper;
+  return 0.5 * (rank(mid - 1) + upper);
+}
+
+}  // namespace
+
 double median_of(std::vector<double>& v) {
   if (v.empty()) return 0.0;
   const std::size_t n = v.size();
   const std::size_t mid = n / 2;
+  constexpr std::size_t kFew = 4096;  // below, ordering is as fast
+  if (n >= kFew) {
+    if (const auto m = median_of_half_steps(v)) return *m;
+  }
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
   const double upper = v[mid];
   if (n % 2 == 1) return upper;

@@ -9,7 +9,9 @@
 
 namespace aftermath {
 
-/// Exact median (mean of the two middle values for an even count). Reorders `v`. Empty -> 0.
+/// Exact median (mean of the two middle values for an even count). May reorder `v`. Empty -> 0.
+/// Values that are all multiples of 1/2 over a span of fewer than 2^20 of them (integer imagery)
+/// are counted in a histogram, in O(n); any others are ordered (nth_element).
 double median_of(std::vector<double>& v);
 
 /// The value of rank `k` (0-based, k < v.size()) of `v`: the one std::nth_element puts at k.

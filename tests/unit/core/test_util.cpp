@@ -18,6 +18,40 @@ TEST(MedianOf, OddEvenAndEmpty) {
   EXPECT_DOUBLE_EQ(median_of(none), 0);
 }
 
+// The counting path (large inputs of multiples of 1/2 over a bounded span) gives what ordering
+// gives: odd and even counts, ties, negatives, half steps; and inputs it must not count (a
+// fraction, a negative zero, NaN, a span too wide) still get the ordered median.
+TEST(MedianOf, CountingEqualsOrdering) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> intensity(0, 4000), small(-3, 3);
+  const auto ordered = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  };
+  for (const std::size_t n : {std::size_t{5000}, std::size_t{5001}, std::size_t{200000}}) {
+    std::vector<double> ints(n), halves(n), ties(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      ints[i] = intensity(rng);
+      halves[i] = std::abs(intensity(rng) - 1999.5);  // deviations from a half-integer median
+      ties[i] = small(rng);
+    }
+    for (auto* v : {&ints, &halves, &ties}) {
+      std::vector<double> copy = *v;
+      EXPECT_EQ(median_of(copy), ordered(*v)) << n;
+    }
+    std::vector<double> fraction = ints, nzero = ints, wide = ints, nan = ints;
+    fraction[n / 2] = 0.25;
+    nzero[n / 3] = -0.0;
+    wide[1] = 4e6;
+    EXPECT_EQ(median_of(fraction), ordered(fraction)) << n;
+    EXPECT_EQ(median_of(nzero), ordered(nzero)) << n;
+    EXPECT_EQ(median_of(wide), ordered(wide)) << n;
+    nan[0] = std::numeric_limits<double>::quiet_NaN();
+    EXPECT_NO_THROW(median_of(nan));  // ordered as before (NaN has no rank)
+  }
+}
+
 // kth_smallest gives what nth_element gives, on the narrowed path (large: spread values, heavy
 // ties, zeros, infinity, a narrow range, both signs) and on the plain one (small, or with a
 // negative zero).
