@@ -658,18 +658,32 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   const Registration& reg = model.registration;
   std::exception_ptr write_failed;
   if (writer) try {  // over ranks: rank 0 only
-    writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
-    if (cfg.sites.enabled) {
-      spdlog::debug(
-          "damage sites: {} finished in their tile, {} runs of changed pixels kept to the end",
-          sites.finished_count(), sites.run_count());
-      auto found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
-                                             engine::site_min_built_up_fraction(cfg.sites));
-      auto outlines = engine::site_outlines(found, grid, engine::arena_for_each(arena));
-      writer->write_table(
-          engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
-      summary.sites = static_cast<std::int64_t>(found.size());
-    }
+      // The damage sites (joined across tiles, then outlined in parallel) are made by the arena's
+      // threads while this thread writes the footprint table: HDF5 is written by one thread, and
+      // the two took ~45 ms each at 8192^2, one after the other.
+      std::vector<DamageSite> found;
+      std::vector<std::string> outlines;
+      tbb::task_group site_making;
+      const JoinInArena join_site_making(arena, site_making);
+      if (cfg.sites.enabled) {
+        spdlog::debug(
+            "damage sites: {} finished in their tile, {} runs of changed pixels kept to the end",
+            sites.finished_count(), sites.run_count());
+        arena.execute([&] {
+          site_making.run([&] {
+            found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
+                                              engine::site_min_built_up_fraction(cfg.sites));
+            outlines = engine::site_outlines(found, grid, engine::arena_for_each(arena));
+          });
+        });
+      }
+      writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
+      if (cfg.sites.enabled) {
+        arena.execute([&] { site_making.wait(); });  // rethrows a failure
+        writer->write_table(
+            engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
+        summary.sites = static_cast<std::int64_t>(found.size());
+      }
     engine::write_alignment(*writer, reg, grid);
     if (!req.alignment.empty()) writer->set_attribute("/alignment", "reused_from", req.alignment);
     writer->set_attribute("/", "Conventions", std::string("CF-1.8"));
