@@ -136,6 +136,7 @@ void and_finite_and_value(const std::vector<cv::Mat>& bands, std::optional<doubl
 void zero_invalid(std::vector<cv::Mat>& bands, const cv::Mat& valid) {
   cv::Mat invalid;
   cv::compare(valid, 0, invalid, cv::CMP_EQ);
+  if (cv::countNonZero(invalid) == 0) return;  // the usual window: a masked write of every band saved
   for (auto& b : bands) b.setTo(0, invalid);
 }
 
