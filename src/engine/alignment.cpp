@@ -343,7 +343,10 @@ cv::Mat misregistration_core(const Registration& registration, const Window& cor
                              const cv::Mat& valid) {
   cv::Mat m = misregistration(registration, core);
   for (int y = 0; y < m.rows; ++y) round_to_hundredths(m.ptr<float>(y), m.cols);
-  if (!valid.empty()) m.setTo(kMisregFill, valid == 0);
+  if (!valid.empty()) {
+    const cv::Mat invalid = valid == 0;
+    if (cv::countNonZero(invalid) > 0) m.setTo(kMisregFill, invalid);  // most tiles have none
+  }
   return m;
 }
 
