@@ -294,18 +294,27 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   // magnitude are dropped (never divides by zero).
   cv::Mat cross;
   cv::mulSpectrums(fm, fr, cross, 0, true);
-  std::vector<float> mags;
-  mags.reserve(cross.total());
+  // Each magnitude once, in double (sqrt of the squares: std::hypot is several times slower, no
+  // overflow here); the noise level takes the float ones. Indexed stores and local accumulators
+  // keep the loops free of calls, so the maxima and sums stay in registers.
+  const std::size_t total = cross.total();
+  thread_local std::vector<double> mag_d;
+  thread_local std::vector<float> mags;
+  mag_d.resize(total);
+  mags.resize(total);
   double max_mag = 0;
   for (int y = 0; y < ph; ++y) {
     const cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
+    double* md = mag_d.data() + static_cast<std::size_t>(y) * pw;
+    float* mf = mags.data() + static_cast<std::size_t>(y) * pw;
+    double row_max = 0;
     for (int x = 0; x < pw; ++x) {
-      // sqrt of the squares in double: std::hypot is several times slower, no overflow here.
-      const float m =
-          static_cast<float>(std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]));
-      mags.push_back(m);
-      max_mag = std::max(max_mag, static_cast<double>(m));
+      const double m = std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]);
+      md[x] = m;
+      mf[x] = static_cast<float>(m);
+      row_max = std::max(row_max, static_cast<double>(mf[x]));
     }
+    max_mag = std::max(max_mag, row_max);
   }
   const float median_mag = kth_smallest(mags, mags.size() / 2);
   const double eps =
@@ -313,10 +322,12 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   const double n0 = std::max(kNoiseWeight * static_cast<double>(median_mag), 0.0);
   double weight_sum = 0;
   cross.at<cv::Vec2f>(0, 0) = cv::Vec2f(0.f, 0.f);  // DC carries no shift information
+  mag_d[0] = 0.0;
   for (int y = 0; y < ph; ++y) {
     cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
+    const double* md = mag_d.data() + static_cast<std::size_t>(y) * pw;
     for (int x = 0; x < pw; ++x) {
-      const double mag = std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]);
+      const double mag = md[x];
       if (mag <= eps) {
         c[x] = cv::Vec2f(0.f, 0.f);
       } else {
