@@ -232,10 +232,12 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // are not needed before the tiles; 88k polygons took 1.3 s on one core). A bad footprint file
   // still fails the run before any output is created.
   FootprintSet footprints;
+  // Release/acquire pairs: the hand-offs to and from the task, visible to TSan (TBB's are not).
+  // Everything a task touches is declared before its join, so that it outlives the task when
+  // the job ends early.
+  std::atomic<bool> footprints_handed{false}, footprints_read{false};
   tbb::task_group footprint_loading;
   const JoinInArena join_footprint_loading(arena, footprint_loading);
-  // Release/acquire pairs: the hand-offs to and from the task, visible to TSan (TBB's are not).
-  std::atomic<bool> footprints_handed{false}, footprints_read{false};
   if (!req.footprints.empty()) {
     footprints_handed.store(true, std::memory_order_release);
     arena.execute([&] {
@@ -255,15 +257,15 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
   // run of large scenes spent a tenth of its time hashing on one core. With one thread they
   // simply take their turn.
   std::string pre_sha256, post_sha256;
-  tbb::task_group hashing;
-  const JoinInArena join_hashing(arena, hashing);
   std::atomic<bool> hashing_handed{false};  // release/acquire: the hand-offs, visible to TSan
   std::atomic<int> hashed{0};
-  hashing_handed.store(true, std::memory_order_release);
   // A job that fails (the group is cancelled) or is cancelled by a signal stops hashing at once.
   const auto keep_hashing = [] {
     return !tbb::is_current_task_group_canceling() && !g_cancel.load(std::memory_order_relaxed);
   };
+  tbb::task_group hashing;
+  const JoinInArena join_hashing(arena, hashing);
+  hashing_handed.store(true, std::memory_order_release);
   if (comm.is_root())
     arena.execute([&] {  // over ranks, rank 0 writes the provenance
       hashing.run([&] {
@@ -663,23 +665,32 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
       // the two took ~45 ms each at 8192^2, one after the other.
       std::vector<DamageSite> found;
       std::vector<std::string> outlines;
+      // Release/acquire pairs: the hand-offs to and from the task, visible to TSan (TBB's are not).
+      // Declared before the join below, so that they outlive the task when the job ends early.
+      std::atomic<bool> sites_handed{false}, sites_made{false};
       tbb::task_group site_making;
       const JoinInArena join_site_making(arena, site_making);
       if (cfg.sites.enabled) {
         spdlog::debug(
             "damage sites: {} finished in their tile, {} runs of changed pixels kept to the end",
             sites.finished_count(), sites.run_count());
+        sites_handed.store(true, std::memory_order_release);
         arena.execute([&] {
           site_making.run([&] {
+            (void)sites_handed.load(std::memory_order_acquire);
             found = std::move(sites).finalize(engine::site_min_pixels(cfg.sites, grid),
                                               engine::site_min_built_up_fraction(cfg.sites));
             outlines = engine::site_outlines(found, grid, engine::arena_for_each(arena));
+            sites_made.store(true, std::memory_order_release);
           });
         });
       }
       writer->write_table(engine::footprint_table(footprints.features, results, grid, cfg.damage));
       if (cfg.sites.enabled) {
         arena.execute([&] { site_making.wait(); });  // rethrows a failure
+        if (!sites_made.load(std::memory_order_acquire)) {
+          throw Error(ErrorKind::internal, "damage sites not made", "write");
+        }
         writer->write_table(
             engine::site_table(found, std::move(outlines), grid, cfg.sites.built_up_only));
         summary.sites = static_cast<std::int64_t>(found.size());
