@@ -159,9 +159,9 @@ cv::Mat shift_mask(const cv::Mat& valid, cv::Point2d s) {
   return out;
 }
 
-/// The reference side of a level's last correlation: the same while the pixels valid in both
-/// images are (the refinements shift the moving image by fractions of a pixel, which leaves the
-/// mask alone), so its spectrum is computed once for them.
+/// The reference side of a correlation: the same while the pixels valid in both images are (the
+/// refinements shift the moving image by fractions of a pixel, which leaves the mask alone), so
+/// its spectrum is computed once for them.
 struct ReferenceSide {
   cv::Mat both;             // the mask it was made for
   cv::Mat weight;           // Hann window x taper of `both`
@@ -170,10 +170,21 @@ struct ReferenceSide {
   double support = 0;
 };
 
+/// The reference sides of a level's recent correlations. A few, not one: the candidates of the
+/// coarsest level each come with their own mask, and the finest-level refinement returns to the
+/// winner's (recomputed once more per tie-point window with one).
+struct ReferenceSides {
+  static constexpr std::size_t kCount = 4;
+  std::array<ReferenceSide, kCount> sides;
+  std::size_t next = 0;  // replaced next (round robin)
+  cv::Mat hann;          // the level's Hann window (never written: weights are copies)
+  double hann_sum = 0;
+};
+
 struct Level {
-  cv::Mat ref, mov;              // CV_32F, invalid pixels filled
-  cv::Mat ref_valid, mov_valid;  // CV_8U 0/255
-  mutable ReferenceSide last;    // a cache: copies of a level share it until one is recomputed
+  cv::Mat ref, mov;               // CV_32F, invalid pixels filled
+  cv::Mat ref_valid, mov_valid;   // CV_8U 0/255
+  mutable ReferenceSides recent;  // a cache: copies of a level share it until one is recomputed
 };
 
 bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
@@ -203,6 +214,37 @@ double parabola_offset(double left, double centre, double right) {
   return std::clamp(d, -1.0, 1.0);
 }
 
+// The two loops below are functions of their own so that their accumulators live in registers:
+// inside estimate_candidates GCC kept them on the stack, a store and a load per pixel. The sums
+// run in the same order either way.
+
+/// Adds a row's values and squares to `sum` and `sumsq`.
+[[gnu::noinline]] void add_row_sums(const float* row, int n, double& sum, double& sumsq) {
+  double s1 = sum, s2 = sumsq;
+  for (int x = 0; x < n; ++x) {
+    s1 += row[x];
+    s2 += static_cast<double>(row[x]) * row[x];
+  }
+  sum = s1;
+  sumsq = s2;
+}
+
+/// Whitens a row of the cross-power spectrum (`mag`: its magnitudes): c / (|c| + n0), 0 where
+/// |c| <= eps. Returns `weight_sum` plus the row's weights |c| / (|c| + n0).
+[[gnu::noinline]] double whiten_row(cv::Vec2f* c, const double* mag, int n, double eps, double n0,
+                                    double weight_sum) {
+  for (int x = 0; x < n; ++x) {
+    if (mag[x] <= eps) {
+      c[x] = cv::Vec2f(0.f, 0.f);
+    } else {
+      const double scale = 1.0 / (mag[x] + n0);
+      weight_sum += mag[x] * scale;
+      c[x] = cv::Vec2f(static_cast<float>(c[x][0] * scale), static_cast<float>(c[x][1] * scale));
+    }
+  }
+  return weight_sum;
+}
+
 /// Residual r of the level's moving image after pre-shifting it by `s`:
 /// moving(p + s + r) ~ reference(p). The peaks are searched within |r_x|, |r_y| <= radius; up to
 /// `max_peaks` local maxima are returned, best first (or one failed estimate with its reason).
@@ -227,8 +269,17 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   // is a structure shared at zero residual; a hard-edged one (its autocorrelation has a cusp)
   // pulls the estimate towards the current shift by a constant amount and the iteration stalls
   // short of the truth, a smooth one only slows the convergence down.
-  ReferenceSide& side = level.last;
-  const bool same_side = same_pixels(side.both, both);
+  ReferenceSides& recent = level.recent;
+  std::size_t slot = ReferenceSides::kCount;
+  for (std::size_t i = 0; i < ReferenceSides::kCount && slot == ReferenceSides::kCount; ++i) {
+    if (same_pixels(recent.sides[i].both, both)) slot = i;
+  }
+  const bool same_side = slot < ReferenceSides::kCount;
+  if (!same_side) {
+    slot = recent.next;
+    recent.next = (recent.next + 1) % ReferenceSides::kCount;
+  }
+  ReferenceSide& side = recent.sides[slot];
   if (!same_side) {
     // Rebinds every member (never writes into a buffer a copy of the level may share).
     side = ReferenceSide{};
@@ -245,9 +296,13 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   const int pw = cv::getOptimalDFTSize(w), ph = cv::getOptimalDFTSize(h);
   cv::Mat weight = side.weight;
   if (!same_side) {
-    cv::Mat hann;
-    cv::createHanningWindow(hann, cv::Size(w, h), CV_32F);
-    weight = hann.clone();
+    if (recent.hann.size() != cv::Size(w, h)) {
+      cv::Mat hann;  // a new buffer (a copy of the level may share the old one)
+      cv::createHanningWindow(hann, cv::Size(w, h), CV_32F);
+      recent.hann = hann;
+      recent.hann_sum = cv::sum(hann)[0];
+    }
+    weight = recent.hann.clone();
     if (n < static_cast<int>(both.total())) {
       cv::Mat dist;
       cv::distanceTransform(both, dist, cv::DIST_L2, cv::DIST_MASK_PRECISE, CV_32F);
@@ -261,7 +316,7 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
         }
       }
     }
-    side.support = cv::sum(weight)[0] / std::max(cv::sum(hann)[0], 1e-12);
+    side.support = cv::sum(weight)[0] / std::max(recent.hann_sum, 1e-12);
     side.weight = weight;
   }
   const double support = side.support;
@@ -324,18 +379,9 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   cross.at<cv::Vec2f>(0, 0) = cv::Vec2f(0.f, 0.f);  // DC carries no shift information
   mag_d[0] = 0.0;
   for (int y = 0; y < ph; ++y) {
-    cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
-    const double* md = mag_d.data() + static_cast<std::size_t>(y) * pw;
-    for (int x = 0; x < pw; ++x) {
-      const double mag = md[x];
-      if (mag <= eps) {
-        c[x] = cv::Vec2f(0.f, 0.f);
-      } else {
-        const double scale = 1.0 / (mag + n0);
-        weight_sum += mag * scale;
-        c[x] = cv::Vec2f(static_cast<float>(c[x][0] * scale), static_cast<float>(c[x][1] * scale));
-      }
-    }
+    weight_sum =
+        whiten_row(cross.ptr<cv::Vec2f>(y), mag_d.data() + static_cast<std::size_t>(y) * pw, pw,
+                   eps, n0, weight_sum);
   }
   if (!(weight_sum > 0)) {
     return fail_with("no texture");
@@ -395,13 +441,7 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
   // Peak-to-sidelobe ratio: the peak against the rest of the surface (all but 11 x 11 px around
   // it). Sums over the whole surface once, the excluded block is subtracted per peak.
   double sum_all = 0, sumsq_all = 0;
-  for (int y = 0; y < ph; ++y) {
-    const float* row = surface.ptr<float>(y);
-    for (int x = 0; x < pw; ++x) {
-      sum_all += row[x];
-      sumsq_all += static_cast<double>(row[x]) * row[x];
-    }
-  }
+  for (int y = 0; y < ph; ++y) add_row_sums(surface.ptr<float>(y), pw, sum_all, sumsq_all);
   auto psr_at = [&](const Peak& pk) {
     constexpr int kHalf = 5;
     double s1 = sum_all, s2 = sumsq_all;
