@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
   using namespace aftermath::cli;
   // Joins MPI when started by mpirun/srun (README "MPI"); a plain start never touches MPI.
   aftermath::MpiSession mpi(argc, argv);
+  // Ends before `mpi`: the worker threads are joined before MPI is finalised and before exit.
+  const aftermath::WorkerThreadsJoinedAtExit workers;
   aftermath::keep_freed_memory_in_heap();
   CLI::App app{"aftermath: finds what was destroyed between two satellite scenes.\n" + std::string(kExitCodes)};
   app.set_version_flag("--version", std::string("aftermath ") + AFTERMATH_VERSION);

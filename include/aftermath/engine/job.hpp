@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +78,23 @@ using ProgressFn = std::function<void(const std::string& stage, std::int64_t don
 /// output is removed.
 void request_cancel() noexcept;
 bool cancel_requested() noexcept;
+
+/// Held by main() for the life of the process: its destructor waits until the worker threads
+/// the engine (and OpenCV, through the same oneTBB) started have ended, so that none is still
+/// ending while the process's exit handlers run. (LeakSanitizer's exit-time check, in CI, crashed
+/// on such a thread now and then, or reported the OpenSSL state a thread was freeing as a leak.)
+/// Where oneTBB cannot join them safely, they are left and the process exits as before.
+class WorkerThreadsJoinedAtExit {
+ public:
+  WorkerThreadsJoinedAtExit();
+  ~WorkerThreadsJoinedAtExit();
+  WorkerThreadsJoinedAtExit(const WorkerThreadsJoinedAtExit&) = delete;
+  WorkerThreadsJoinedAtExit& operator=(const WorkerThreadsJoinedAtExit&) = delete;
+
+ private:
+  struct Handle;
+  std::unique_ptr<Handle> handle_;
+};
 
 /// Runs one job. Validates every input and the output location before reading a pixel. Throws
 /// Error on failure, after removing any temporary output.
