@@ -1159,11 +1159,16 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
   // leading '[' or '{' is text, not a flow collection (fuzz_config: "e 'x\n {{{a\n ,b" hid a
   // stray ',' on which yaml-cpp 0.7 loops allocating).
   bool plain_open = false;
+  // Its continuation lines are indented past this: the line's own indentation for "key: value"
+  // or "- value"; for a bare scalar (a value on the line after its key, or the document's root)
+  // its parent's, -1 at the root, so there any line continues it, also one less indented than
+  // the scalar (fuzz_config: "e '0:.3\n{ #0.3\n ,2val" and "  :.3\n {{{ni\n ,2v": the '{' is
+  // text and the ',' stray).
   int plain_indent = -1;
-  // A bare plain scalar (not a mapping value, not a sequence entry: the document's root) goes on
-  // at its own indentation too, also at column 0 (fuzz_config: "e '0:.3\n{ #0.3\n ,2val"; the
-  // '{' is text and the ',' stray).
-  bool plain_bare = false;
+  // The last line with content: its indentation, and whether it ended with ':' or '-' (its
+  // value follows on the next lines).
+  int prev_indent = -1;
+  bool prev_opens_value = false;
   std::size_t line_no = 0, pos = 0;
   while (pos <= text.size()) {
     std::size_t end = text.find('\n', pos);
@@ -1177,8 +1182,7 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
       if (indent < 0 || indent > block_indent) continue;  // block scalar content
       block_indent = -1;
     }
-    const bool continuation = plain_open && !quote && depth == 0 &&
-                              (indent > plain_indent || (plain_bare && indent == plain_indent));
+    const bool continuation = plain_open && !quote && depth == 0 && indent > plain_indent;
     // This line's node is a mapping value or a sequence entry (else a bare scalar).
     bool keyed = first != std::string::npos && line[first] == '-' &&
                  (first + 1 == line.size() || line[first + 1] == ' ' || line[first + 1] == '\t');
@@ -1205,7 +1209,9 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
         commented = true;
         break;
       }
-      if ((c == '\'' || c == '"') && token_start) {
+      // A quote that starts a continuation line of a plain scalar is text too (fuzz_config:
+      // "(\n\" #\n," opened a quote there that hid the stray ',' on the next line).
+      if ((c == '\'' || c == '"') && token_start && !(continuation && i == first)) {
         quote = c;
         continue;
       }
@@ -1270,10 +1276,14 @@ void reject_yaml_hazards(const std::string& text, const std::string& source) {
     if (indent >= 0) {
       const bool open = !commented && !quote && depth == 0 && !token_start && last != ':' && last != '-';
       if (open && !continuation) {
-        plain_indent = indent;
-        plain_bare = !keyed;
+        plain_indent =
+            keyed ? indent : (prev_opens_value && prev_indent < indent ? prev_indent : -1);
       }
       plain_open = open;
+      if (line[first] != '#') {
+        prev_indent = indent;
+        prev_opens_value = !quote && depth == 0 && (last == ':' || last == '-');
+      }
     }
   }
 }

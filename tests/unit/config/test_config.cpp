@@ -722,6 +722,26 @@ TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
   }
+  // Seventh finding (CI's fuzz run in a fresh Debian, 2026-11-29): a quote that starts the
+  // continuation line of a plain scalar is text, so the ',' below it is stray.
+  for (const char* text : {"(\n\" #\n,\n", "x\n ' #\n ,\n"}) {
+    try {
+      parse_config(text, "f.yaml");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
+    }
+  }
+  // Eighth finding (the fuzz run of the same day): a bare scalar at the root ("  :.3" after a
+  // comment) is continued by a less indented line too; its '{' is text, the ',' below stray.
+  try {
+    parse_config("# c\n  :.3\n {{{ni\"{ #0.3\n ,2value:( :0.9\n", "f.yaml");
+    ADD_FAILURE() << "accepted the less-indented root continuation case";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("f.yaml:4:"), std::string::npos) << e.what();
+  }
+  // A quoted value on the line after its key is still a quote.
+  EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs:\n    \"EPSG:32615\"\n"));
   // A bare scalar's continuation at column 0 is still text ("a\nb" is the scalar "a b"), and a
   // key's value on the next line at the key's column is not a continuation.
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs:\n    EPSG:32615\n"));
