@@ -678,68 +678,48 @@ TEST(ConfigDescribe, OneLinePerKeyWithTypeRangeDefaultMeaning) {
 }  // namespace aftermath
 
 namespace aftermath {
+namespace {
+/// `text` (as the config file "f.yaml") is refused with an error whose position starts with
+/// `where` ("f.yaml:" for any line, "f.yaml:3:" for line 3).
+void expect_refused_at(const std::string& text, const std::string& where) {
+  try {
+    parse_config(text, "f.yaml");
+    ADD_FAILURE() << "accepted: " << text;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(where), std::string::npos) << e.what();
+  }
+}
+}  // namespace
+
 // Regression (fuzz_config timeout, artifact ",&\n"): yaml-cpp 0.7 loops forever on a ',' flow
 // entry outside any flow collection; such text is refused before yaml-cpp sees it.
 TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
-  for (const char* text : {",&\n", ",\n", "# c\n,x\n", "'x', y\n", "{a: 1}, b\n", "&x ,\n", "---\n,\n"}) {
-    try {
-      parse_config(text, "f.yaml");
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("f.yaml:"), std::string::npos) << e.what();
-    }
-  }
+  for (const char* text :
+       {",&\n", ",\n", "# c\n,x\n", "'x', y\n", "{a: 1}, b\n", "&x ,\n", "---\n,\n"})
+    expect_refused_at(text, "f.yaml:");
   // fuzz_config, second finding: a ' inside a plain scalar is not a quote, so the ',' on the
   // next line is still a stray flow entry (yaml-cpp 0.7 hangs on it).
-  try {
-    parse_config("e '0:z&: #:\n   , e 0z&:\n", "f.yaml");
-    ADD_FAILURE() << "accepted the quote-in-plain-scalar case";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("f.yaml:2:"), std::string::npos) << e.what();
-  }
+  expect_refused_at("e '0:z&: #:\n   , e 0z&:\n", "f.yaml:2:");
   // fuzz_config, third finding: a '{' inside a plain scalar ("..{{{") is not a flow collection,
   // so it must not hide the stray ',' on the next line either.
-  try {
-    parse_config("e '0:z&>..{{{{~{{ni\"{ #0.3\n ,2value:  c0.9\n \"\"B0\n", "f.yaml");
-    ADD_FAILURE() << "accepted the brace-in-plain-scalar case";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("f.yaml:2:"), std::string::npos) << e.what();
-  }
+  expect_refused_at("e '0:z&>..{{{{~{{ni\"{ #0.3\n ,2value:  c0.9\n \"\"B0\n", "f.yaml:2:");
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: a{b}c\n"));
   // Fifth finding (this session's CI-style fuzz run): the '{' starts the continuation line of a
   // plain scalar ("e '0:.3" then " {{{ni..."), so it is text too; the ',' below is stray.
-  try {
-    parse_config("e '0:.3\n {{{ni\"{ #0.3\n ,2value:  :0.9\n ,2value:  :0.9\n \"\"B0\3319\"B\"\".", "f.yaml");
-    ADD_FAILURE() << "accepted the brace-on-a-continuation-line case";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
-  }
+  expect_refused_at(
+      "e '0:.3\n {{{ni\"{ #0.3\n ,2value:  :0.9\n ,2value:  :0.9\n \"\"B0\3319\"B\"\".",
+      "f.yaml:3:");
   // Sixth finding (a CI-style run): the same behind a '{' at column 0 that continues a bare plain
   // scalar at the document's root ("e '0:.3..." then "{ #0.3" then " ,2val.3").
-  try {
-    parse_config("e '0:.3\"n {'{i\n{ #0.3\n ,2val.3\n {{'ni\"{ #0.3\n ,2value:  \"B0\3319\"B\"\".", "f.yaml");
-    ADD_FAILURE() << "accepted the brace-at-column-0 continuation case";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
-  }
+  expect_refused_at(
+      "e '0:.3\"n {'{i\n{ #0.3\n ,2val.3\n {{'ni\"{ #0.3\n ,2value:  \"B0\3319\"B\"\".",
+      "f.yaml:3:");
   // Seventh finding (CI's fuzz run in a fresh Debian, 2026-11-29): a quote that starts the
   // continuation line of a plain scalar is text, so the ',' below it is stray.
-  for (const char* text : {"(\n\" #\n,\n", "x\n ' #\n ,\n"}) {
-    try {
-      parse_config(text, "f.yaml");
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("f.yaml:3:"), std::string::npos) << e.what();
-    }
-  }
+  for (const char* text : {"(\n\" #\n,\n", "x\n ' #\n ,\n"}) expect_refused_at(text, "f.yaml:3:");
   // Eighth finding (the fuzz run of the same day): a bare scalar at the root ("  :.3" after a
   // comment) is continued by a less indented line too; its '{' is text, the ',' below stray.
-  try {
-    parse_config("# c\n  :.3\n {{{ni\"{ #0.3\n ,2value:( :0.9\n", "f.yaml");
-    ADD_FAILURE() << "accepted the less-indented root continuation case";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("f.yaml:4:"), std::string::npos) << e.what();
-  }
+  expect_refused_at("# c\n  :.3\n {{{ni\"{ #0.3\n ,2value:( :0.9\n", "f.yaml:4:");
   // A quoted value on the line after its key is still a quote.
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs:\n    \"EPSG:32615\"\n"));
   // A bare scalar's continuation at column 0 is still text ("a\nb" is the scalar "a b"), and a
@@ -749,14 +729,9 @@ TEST(ConfigStructure, StrayFlowEntryIsRefusedNotHung) {
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "input:\n  allowed_drivers:\n    [GTiff, VRT]\n"));
   // Fourth finding: an explicit key after a tagged or anchored node hangs yaml-cpp 0.7
   // ("!u x" / "&a x" then "? a"); explicit keys are refused wherever they stand.
-  for (const char* text : {"!u x\n? a\n", "&a x\n?\n", "!u# e\n? open_rBBB\n", "grid:\n  ? crs\n  : x\n"}) {
-    try {
-      parse_config(text, "f.yaml");
-      ADD_FAILURE() << "accepted: " << text;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find("f.yaml:"), std::string::npos) << e.what();
-    }
-  }
+  for (const char* text :
+       {"!u x\n? a\n", "&a x\n?\n", "!u# e\n? open_rBBB\n", "grid:\n  ? crs\n  : x\n"})
+    expect_refused_at(text, "f.yaml:");
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: ?x\n"));
   EXPECT_NO_THROW(parse_config(std::string(kHeader) + "grid:\n  crs: it's fine, really\n"));
   JobConfig c;
