@@ -96,6 +96,27 @@ void BM_RegistrationTile(benchmark::State& state) {
 }
 BENCHMARK(BM_RegistrationTile)->Unit(benchmark::kMillisecond);
 
+// As `aftermath run` warps a tile of the bench's pairs: 4 uint16 bands (read_native), a shift
+// fractional on both axes (cubic taps along x and y), a 512 px tile and its taps.
+void BM_RegistrationTileUint16(benchmark::State& state) {
+  BandPair p = tile_pair(520);
+  std::vector<cv::Mat> bands;
+  for (int k = 0; k < 4; ++k) {
+    cv::Mat u;
+    p.post[static_cast<std::size_t>(k) % p.post.size()].convertTo(u, CV_16U);
+    bands.push_back(u);
+  }
+  Registration reg;
+  reg.model = "translation";
+  reg.shift = {2.3, -1.7};
+  std::vector<cv::Mat> out;
+  cv::Mat valid;
+  for (auto _ : state)
+    apply_registration(reg, bands, p.valid, {0, 0, 520, 520}, {2, 6, 512, 512}, out, valid);
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+}
+BENCHMARK(BM_RegistrationTileUint16)->Unit(benchmark::kMillisecond);
+
 void BM_FootprintAccumulateTile(benchmark::State& state) {
   synth::SceneSpec spec;
   spec.width = spec.height = 512;
