@@ -34,6 +34,10 @@ Registration read_alignment(const std::string& path, const Grid& grid);
 /// The `misregistration` layer: float32 px, fill -1 (unknown / invalid).
 LayerSpec misregistration_layer();
 
+/// Rounds the `n` values at `p` to 0.01 px in place (as float(floor(100 v + 0.5) / 100)); negative
+/// values (the fill) are kept.
+void round_to_hundredths(float* p, int n);
+
 /// The layer's values for a tile core: misregistration(), quantised to 0.01 px (compresses well),
 /// -1 where `valid` (CV_8U, the core; may be empty) is 0.
 cv::Mat misregistration_core(const Registration& registration, const Window& core,

@@ -275,25 +275,41 @@ ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes) {
   if (codes.empty()) return q;
   const auto n = static_cast<double>(codes.size());
   const auto rank = [&](double p) { return static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0)); };
-  // One pass over the high bytes finds the 256-code bin of each rank; only that bin's codes are
-  // then ordered (a feature's codes are many, the quantiles two).
+  // One pass over the high bytes finds the 256-code bin of each rank; a second pass gathers the
+  // codes of those (one or two) bins, and only they are then ordered (a feature's codes are
+  // many, the quantiles two).
   std::array<std::uint32_t, 256> hist{};
   for (const std::uint16_t c : codes) ++hist[c >> 8];
-  const auto value_at = [&](std::size_t k) {
-    std::size_t below = 0;
+  struct InBin {
     int bin = 0;
-    while (below + hist[static_cast<std::size_t>(bin)] <= k) below += hist[static_cast<std::size_t>(bin++)];
-    std::vector<std::uint16_t> in_bin;
-    in_bin.reserve(hist[static_cast<std::size_t>(bin)]);
-    for (const std::uint16_t c : codes) {
-      if ((c >> 8) == bin) in_bin.push_back(c);
+    std::size_t below = 0;  // codes in lower bins
+  };
+  const auto locate = [&](std::size_t k) {
+    InBin b;
+    while (b.below + hist[static_cast<std::size_t>(b.bin)] <= k)
+      b.below += hist[static_cast<std::size_t>(b.bin++)];
+    return b;
+  };
+  const std::size_t k_median = rank(0.5), k_p90 = rank(0.9);
+  const InBin m = locate(k_median), p = locate(k_p90);
+  std::vector<std::uint16_t> median_bin, p90_bin;
+  median_bin.reserve(hist[static_cast<std::size_t>(m.bin)]);
+  if (p.bin != m.bin) p90_bin.reserve(hist[static_cast<std::size_t>(p.bin)]);
+  for (const std::uint16_t c : codes) {
+    const int bin = c >> 8;
+    if (bin == m.bin) {
+      median_bin.push_back(c);
+    } else if (bin == p.bin) {
+      p90_bin.push_back(c);
     }
-    const auto at = in_bin.begin() + static_cast<std::ptrdiff_t>(k - below);
-    std::nth_element(in_bin.begin(), at, in_bin.end());
+  }
+  const auto kth = [](std::vector<std::uint16_t>& v, std::size_t k) {
+    const auto at = v.begin() + static_cast<std::ptrdiff_t>(k);
+    std::nth_element(v.begin(), at, v.end());
     return *at;
   };
-  q.median = value_at(rank(0.5));
-  q.p90 = value_at(rank(0.9));
+  q.median = kth(median_bin, k_median - m.below);
+  q.p90 = kth(p.bin == m.bin ? median_bin : p90_bin, k_p90 - p.below);
   return q;
 }
 

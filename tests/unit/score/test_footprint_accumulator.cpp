@@ -1,6 +1,9 @@
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
@@ -123,6 +126,29 @@ TEST(FootprintIndex, BboxAgainstTileCores) {
   EXPECT_EQ(index.in_tile(1), (std::vector<std::int64_t>{0, 2}));
   EXPECT_EQ(index.in_tile(2), (std::vector<std::int64_t>{0}));
   EXPECT_EQ(index.in_tile(3), (std::vector<std::int64_t>{0, 4}));
+}
+
+// The median and p90 (nearest rank: the ceil(p n)-th smallest code) against a full sort, on
+// codes crowded into one 256-code bin, spread over many, and the smallest counts.
+TEST(ScoreQuantiles, NearestRanksAsAFullSortGivesThem) {
+  std::mt19937 rng(7);
+  for (const int n : {1, 2, 3, 10, 257, 5000}) {
+    for (const int spread : {1, 40, 65536}) {
+      std::vector<std::uint16_t> codes(static_cast<std::size_t>(n));
+      std::uniform_int_distribution<int> pick(0, spread - 1);
+      for (auto& c : codes) c = static_cast<std::uint16_t>(30000 + pick(rng) % (65536 - 30000));
+      std::vector<std::uint16_t> sorted = codes;
+      std::sort(sorted.begin(), sorted.end());
+      const auto nth = [&](double p) {
+        return sorted[static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0))];
+      };
+      const ScoreQuantiles q = score_quantiles(codes);
+      EXPECT_EQ(q.median, nth(0.5)) << n << " codes, spread " << spread;
+      EXPECT_EQ(q.p90, nth(0.9)) << n << " codes, spread " << spread;
+    }
+  }
+  EXPECT_EQ(score_quantiles({}).median, 0);
+  EXPECT_EQ(score_quantiles({}).p90, 0);
 }
 
 TEST(AccumulateTile, HalfOpenPixelCentreRule) {
