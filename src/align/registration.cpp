@@ -617,13 +617,21 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   // Each output value is the same fixed sequence of operations whatever the window, so results
   // do not depend on tiling.
   const int row_lo = std::max(0, iy + ky0), row_hi = std::min(sh - 1, th - 1 + iy + ky1);
-  cv::Mat horiz(sh, tw, CV_32F, cv::Scalar(0));
+  const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
+  // The vertical pass reads rows row_lo..row_hi only; in them, the columns the horizontal pass
+  // skips (outputs whose taps leave the source: invalid, masked to 0) must still hold numbers,
+  // and are zeroed once. The rest is written for every band: no zeroing of the whole buffer.
+  cv::Mat horiz(sh, tw, CV_32F);
+  for (int y = row_lo; y <= row_hi; ++y) {
+    float* h = horiz.ptr<float>(y);
+    std::fill(h, h + std::min(tx_lo, tw), 0.0f);
+    std::fill(h + std::clamp(tx_hi + 1, 0, tw), h + tw, 0.0f);
+  }
   for (std::size_t b = 0; b < src_bands.size(); ++b) {
     auto horizontal = [&]<typename T>(const cv::Mat& band) {
       for (int y = row_lo; y <= row_hi; ++y) {
         const T* in = band.ptr<T>(y);
         float* h = horiz.ptr<float>(y);
-        const int tx_lo = std::max(0, -(ix + kx0)), tx_hi = std::min(tw - 1, sw - 1 - (ix + kx1));
         if (tx_taps.size() == 4) {
           // The usual case, unrolled so the compiler vectorises it; the same operations in the
           // same order as the generic loop, so the values are identical.

@@ -81,8 +81,8 @@ struct CompressorCache {
 /// Encoded uniform chunks by (element bytes, chunk size, level), a few per thread.
 class UniformChunkMemo {
  public:
-  const std::vector<std::uint8_t>* find(const std::uint8_t* element, std::size_t size,
-                                        int chunk_size, int level) const {
+  const ByteBuffer* find(const std::uint8_t* element, std::size_t size, int chunk_size,
+                         int level) const {
     for (const Entry& e : entries_) {
       if (e.size == size && e.chunk_size == chunk_size && e.level == level &&
           std::memcmp(e.element.data(), element, size) == 0) {
@@ -92,7 +92,7 @@ class UniformChunkMemo {
     return nullptr;
   }
   void add(const std::uint8_t* element, std::size_t size, int chunk_size, int level,
-           const std::vector<std::uint8_t>& bytes) {
+           const ByteBuffer& bytes) {
     Entry e;
     std::memcpy(e.element.data(), element, size);
     e.size = size;
@@ -114,7 +114,7 @@ class UniformChunkMemo {
     std::size_t size = 0;
     int chunk_size = 0;
     int level = 0;
-    std::vector<std::uint8_t> bytes;
+    ByteBuffer bytes;
   };
   std::vector<Entry> entries_;
   std::size_t next_ = 0;
@@ -146,7 +146,7 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
   EncodedChunk out;
   // Pad to the full chunk with the fill value (row-major, native = little-endian bytes). An
   // unfiltered chunk is the padded matrix itself, built straight in the output buffer.
-  std::vector<std::uint8_t> padded_bytes(nbytes);
+  ByteBuffer padded_bytes(nbytes);  // written whole below: not zeroed first
   cv::Mat padded(chunk_size, chunk_size, cv_type(spec.type), padded_bytes.data());
   if (core.rows < chunk_size || core.cols < chunk_size) padded.setTo(cv::Scalar::all(spec.fill_value));
   if (!core.empty()) core.copyTo(padded(cv::Rect(0, 0, core.cols, core.rows)));
@@ -168,7 +168,7 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
     }
   }
   // HDF5's shuffle filter: byte j of element i goes to [j*n + i] (a no-op for 1-byte elements).
-  std::vector<std::uint8_t> shuffled;
+  ByteBuffer shuffled;
   const std::uint8_t* input = raw;
   if (s > 1) {
     shuffled.resize(nbytes);

@@ -3,7 +3,9 @@
 /// Small shared helpers: robust statistics, timestamps, and the ForEach through which the
 /// engine lets an algorithm run independent pieces in parallel (algorithms never see threads).
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,5 +50,29 @@ void keep_freed_memory_in_heap();
 /// Returns the free pages the allocator holds to the system (glibc: malloc_trim), so resident
 /// memory follows the memory in use; a no-op elsewhere. Costs the page faults of reusing them.
 void release_free_heap();
+
+/// std::allocator whose value-initialisation leaves the value as it is: a vector's resize() then
+/// does not zero what the caller is about to overwrite whole (chunk buffers of up to a few MB,
+/// zeroed and then filled, a memset per tile and layer for nothing).
+template <typename T>
+struct UninitialisedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitialisedAllocator<U>;
+  };
+  UninitialisedAllocator() = default;
+  template <typename U>
+  UninitialisedAllocator(const UninitialisedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;  // default-initialised: no zeroing
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+/// Bytes that resize() does not zero (UninitialisedAllocator).
+using ByteBuffer = std::vector<std::uint8_t, UninitialisedAllocator<std::uint8_t>>;
 
 }  // namespace aftermath

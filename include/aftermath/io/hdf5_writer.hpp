@@ -8,13 +8,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <opencv2/core.hpp>
 #include <string>
 #include <variant>
 #include <vector>
 
-#include <opencv2/core.hpp>
-
 #include "aftermath/core/grid.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath {
 
@@ -38,7 +38,7 @@ struct LayerSpec {
 
 /// A compressed chunk ready for H5Dwrite_chunk.
 struct EncodedChunk {
-  std::vector<std::uint8_t> bytes;
+  ByteBuffer bytes;  ///< core/util.hpp: resize() does not zero
 };
 
 /// Pads `core` (CV_32F, CV_8U or CV_16U matching spec.type, at most chunk_size x chunk_size) to a
