@@ -61,11 +61,18 @@ ForEach arena_for_each(tbb::task_arena& arena) {
     std::atomic<bool> started{false};
     started.store(true, std::memory_order_release);
     std::atomic<std::size_t> done{0};
+    // Isolated: while it waits for the bodies, the calling thread runs only bodies, never one of
+    // the arena's other tasks (the inputs' hashing, the footprints' reading: a quarter to a half
+    // second each at 8192^2). Without it, the caller could take one of those in the middle of
+    // the loop, and the loop (and the serial step after it) waited for it while the other
+    // threads ran out of work.
     arena.execute([&] {
-      tbb::parallel_for(std::size_t(0), n, [&](std::size_t i) {
-        (void)started.load(std::memory_order_acquire);
-        body(i);
-        done.fetch_add(1, std::memory_order_release);
+      tbb::this_task_arena::isolate([&] {
+        tbb::parallel_for(std::size_t(0), n, [&](std::size_t i) {
+          (void)started.load(std::memory_order_acquire);
+          body(i);
+          done.fetch_add(1, std::memory_order_release);
+        });
       });
     });
     if (done.load(std::memory_order_acquire) != n)
