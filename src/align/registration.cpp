@@ -442,7 +442,7 @@ namespace {
 // and compiled for AVX2 as well (chosen at run time). The same operations in the same order as
 // the generic loops (no FMA: -ffp-contract=off), so every version gives identical values. In
 // float: eight lanes where double had four (the warp was compute-bound on the conversions), and
-// the sum of four taps of a 16-bit value is exact to ~1e-7 of it, far below the data's own
+// the sum of four taps of a 16-bit value is accurate to ~1e-7 of it, far below the data's own
 // quantisation.
 template <typename T>
 inline void cubic_row_horizontal_body(const T* p, const float* w, int lo, int hi, float* h) {
