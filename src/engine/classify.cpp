@@ -452,8 +452,8 @@ Table site_table(const std::vector<DamageSite>& sites, std::vector<std::string> 
 std::string outline_wkt(const std::vector<std::vector<cv::Point>>& rings, const Grid& grid) {
   // fmt's shortest round-trip form of each coordinate: exact, and ~20x faster than OGR's WKT
   // export (which dominated a rescore's time with a few thousand sites); the format is parsed at
-  // compile time, not once per coordinate. Built in a scratch
-  // buffer and returned at its exact size: sites keep their outline to the end of the job.
+  // compile time, not once per coordinate. Built in a scratch buffer and returned at its exact
+  // size: sites keep their outline to the end of the job.
   fmt::memory_buffer wkt;
   const auto append = [&](std::string_view s) { wkt.append(s.data(), s.data() + s.size()); };
   append("POLYGON (");
