@@ -237,20 +237,25 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
         long long c1 = first_col_at_or_after(xb) - 1;
         c0 = std::max<long long>(c0, core.x);
         c1 = std::min<long long>(c1, core.x + core.width - 1);
-        for (long long c = c0; c <= c1; ++c) {
-          const int lc = static_cast<int>(c - core.x);
-          ++part.sums.inside;
-          if (vp[lc] != 0) {
-            ++part.sums.valid;
-            // A code is score x 2^16: in 2^-24 units exactly code x 256 (= quantise_score of it).
-            const std::uint16_t code = codes ? qp[lc] : code_of(sp[lc]);
-            qsum += codes ? static_cast<std::int64_t>(code) * 256 : quantise_score(sp[lc]);
-            if (layers.codes) part.codes.push_back(code);
-            if (mp[lc] == kMaskChanged) ++part.sums.changed;
-            if (dp && std::isfinite(dp[lc]) && dp[lc] >= 0) {  // -1: the layer's no-value
-              part.sums.misregistration_sum += std::llround(static_cast<double>(dp[lc]) * 65536.0);
-              ++part.sums.misregistration_pixels;
-            }
+        if (c1 < c0) continue;
+        const int lc0 = static_cast<int>(c0 - core.x), lc1 = static_cast<int>(c1 - core.x);
+        part.sums.inside += lc1 - lc0 + 1;
+        for (int lc = lc0; lc <= lc1; ++lc) {
+          if (vp[lc] == 0) continue;
+          ++part.sums.valid;
+          // A code is score x 2^16: in 2^-24 units exactly code x 256 (= quantise_score of it).
+          const std::uint16_t code = codes ? qp[lc] : code_of(sp[lc]);
+          qsum += codes ? static_cast<std::int64_t>(code) * 256 : quantise_score(sp[lc]);
+          if (layers.codes) part.codes.push_back(code);
+          if (mp[lc] == kMaskChanged) ++part.sums.changed;
+          if (!dp) continue;
+          // Finite and >= 0 (-1 is the layer's no-value). v = d x 2^16 has at most 24
+          // significant bits, so v + 0.5 is exact below 2^52 (and v an integer above): its
+          // truncation is llround(v), without the library call per pixel.
+          const double d = dp[lc];
+          if (d >= 0 && d <= std::numeric_limits<double>::max()) {
+            part.sums.misregistration_sum += static_cast<std::int64_t>(d * 65536.0 + 0.5);
+            ++part.sums.misregistration_pixels;
           }
         }
       }
