@@ -154,6 +154,23 @@ void BM_EncodeChunk(benchmark::State& state) {
 }
 BENCHMARK(BM_EncodeChunk)->Arg(1)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
 
+// The damage mask's chunk (uint8 0/1, shuffle + DEFLATE at the level given): the layer that
+// `output.deflate_level` costs most for.
+void BM_EncodeMaskChunk(benchmark::State& state) {
+  BandPair p = tile_pair(512);
+  auto det = make_detector(DetectConfig{});
+  det->fit({p});
+  const cv::Mat mask = damage_mask(det->score(p), p.valid, 0.5, 1);
+  LayerSpec spec{"damage_mask", LayerType::uint8, 255.0, "", "", {0, 1, 255}, ""};
+  const int level = static_cast<int>(state.range(0));
+  std::size_t bytes = 0;
+  for (auto _ : state) bytes = encode_chunk(spec, mask, 512, level).bytes.size();
+  state.SetItemsProcessed(state.iterations() * 512 * 512);
+  state.counters["ratio"] = 512.0 * 512 / static_cast<double>(bytes);
+  state.counters["changed"] = cv::countNonZero(mask == 1) / (512.0 * 512);
+}
+BENCHMARK(BM_EncodeMaskChunk)->Arg(1)->Arg(2)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 // BENCHMARK_MAIN with the engine's allocator policy, so a kernel is measured as `aftermath run`
