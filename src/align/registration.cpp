@@ -11,6 +11,7 @@
 #include <map>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -421,18 +422,38 @@ Registration fit_translation(std::vector<TiePoint> ties, const AlignConfig& /*co
 
 cv::Mat to_intensity(const std::vector<cv::Mat>& bands) {
   if (bands.empty()) return {};
-  cv::Mat acc = cv::Mat::zeros(bands[0].size(), CV_64F);
+  bool all_float = true;
   for (const auto& b : bands) {
     if (b.size() != bands[0].size() || b.channels() != 1) {
       throw Error(ErrorKind::internal,
                   "to_intensity: bands differ in size or are not single-channel", "align");
     }
+    all_float = all_float && b.type() == CV_32F;
+  }
+  const double scale = 1.0 / static_cast<double>(bands.size());
+  cv::Mat out(bands[0].size(), CV_32F);
+  if (all_float) {
+    // One pass, row by row: the same double sums in the same band order and the same scaling
+    // as the general path below (identical values), without its whole-window double buffers.
+    std::vector<const float*> in(bands.size());
+    for (int y = 0; y < out.rows; ++y) {
+      for (std::size_t k = 0; k < bands.size(); ++k) in[k] = bands[k].ptr<float>(y);
+      float* o = out.ptr<float>(y);
+      for (int x = 0; x < out.cols; ++x) {
+        double acc = 0;
+        for (const float* p : in) acc += static_cast<double>(p[x]);
+        o[x] = static_cast<float>(acc * scale);
+      }
+    }
+    return out;
+  }
+  cv::Mat acc = cv::Mat::zeros(bands[0].size(), CV_64F);
+  for (const auto& b : bands) {
     cv::Mat d;
     b.convertTo(d, CV_64F);
     acc += d;
   }
-  cv::Mat out;
-  acc.convertTo(out, CV_32F, 1.0 / static_cast<double>(bands.size()));
+  acc.convertTo(out, CV_32F, scale);
   return out;
 }
 
@@ -491,7 +512,16 @@ AFTERMATH_AVX2_CLONES void cubic_row_vertical(const float* const* rows, const fl
 
 void apply_registration(const Registration& registration, const std::vector<cv::Mat>& bands,
                         const cv::Mat& valid, const Window& source, const Window& target,
-                        std::vector<cv::Mat>& out_bands, cv::Mat& out_valid) {
+                        std::vector<cv::Mat>& out_bands, cv::Mat& out_valid,
+                        const RowEpilogue& finish_row) {
+  // The paths that do not go row by row finish every row at the end.
+  auto finish_all = [&] {
+    if (!finish_row) return;
+    for (std::size_t b = 0; b < out_bands.size(); ++b) {
+      for (int y = 0; y < out_bands[b].rows; ++y)
+        finish_row(b, out_bands[b].ptr<float>(y), out_bands[b].cols);
+    }
+  };
   const cv::Size src_size(std::max(0, source.width), std::max(0, source.height));
   const cv::Size dst_size(std::max(0, target.width), std::max(0, target.height));
   for (const auto& b : bands) {
@@ -527,6 +557,7 @@ void apply_registration(const Registration& registration, const std::vector<cv::
 
   if (general) {
     apply_general(registration, src_bands, valid_u8, source, target, out_bands, out_valid);
+    finish_all();
     return;
   }
   const cv::Point2d shift =
@@ -539,6 +570,7 @@ void apply_registration(const Registration& registration, const std::vector<cv::
   // A non-finite or absurd shift samples nothing: everything invalid.
   if (!std::isfinite(ox) || !std::isfinite(oy) || std::abs(ox) > 1e9 || std::abs(oy) > 1e9) {
     for (auto& b : out_bands) b = cv::Mat::zeros(dst_size, CV_32F);
+    finish_all();
     return;
   }
   // Every output value is written below (0 where invalid): no zeroing first.
@@ -659,28 +691,25 @@ void apply_registration(const Registration& registration, const std::vector<cv::
       const int y0 = ty + iy;
       if (y0 + ky0 < 0 || y0 + ky1 >= sh) {
         std::fill(o, o + tw, 0.0f);  // taps outside the source: invalid
-        continue;
-      }
-      const float* rows[4] = {nullptr, nullptr, nullptr, nullptr};
-      float w[4] = {0, 0, 0, 0};
-      const std::size_t nt = ty_taps.size();
-      for (std::size_t k = 0; k < nt; ++k) {
-        rows[k] = horiz.ptr<float>(y0 + ty_taps[k].offset);
-        w[k] = ty_taps[k].weight;
-      }
-      if (nt == 4) {  // unrolled and branch-free (vectorised); invalid pixels stay 0
-        cubic_row_vertical(rows, w, vo, tw, o);
-        continue;
-      }
-      for (int tx = 0; tx < tw; ++tx) {
-        if (!vo[tx]) {
-          o[tx] = 0.0f;
-          continue;
+      } else {
+        const float* rows[4] = {nullptr, nullptr, nullptr, nullptr};
+        float w[4] = {0, 0, 0, 0};
+        const std::size_t nt = ty_taps.size();
+        for (std::size_t k = 0; k < nt; ++k) {
+          rows[k] = horiz.ptr<float>(y0 + ty_taps[k].offset);
+          w[k] = ty_taps[k].weight;
         }
-        float acc = 0;
-        for (std::size_t k = 0; k < nt; ++k) acc += w[k] * rows[k][tx];
-        o[tx] = acc;
+        if (nt == 4) {  // unrolled and branch-free (vectorised); invalid pixels stay 0
+          cubic_row_vertical(rows, w, vo, tw, o);
+        } else {
+          for (int tx = 0; tx < tw; ++tx) {
+            float acc = 0;
+            for (std::size_t k = 0; k < nt; ++k) acc += w[k] * rows[k][tx];
+            o[tx] = vo[tx] ? acc : 0.0f;
+          }
+        }
       }
+      if (finish_row) finish_row(b, o, tw);
     }
   }
 }
@@ -747,14 +776,20 @@ cv::Point2d displacement(const Registration& registration, double x, double y) {
   return d;
 }
 
-cv::Mat misregistration(const Registration& registration, const Window& window) {
-  cv::Mat out(std::max(0, window.height), std::max(0, window.width), CV_32F, cv::Scalar(-1));
-  if (registration.model == "identity" || out.empty()) return out;
+std::optional<float> uniform_misregistration(const Registration& registration) {
+  if (registration.model == "identity") return -1.0f;
   const ShiftField& f = registration.field;
-  if (f.spacing <= 0 || f.sigma.empty()) {
-    out.setTo(static_cast<float>(registration.uncertainty));
-    return out;
-  }
+  if (f.spacing <= 0 || f.sigma.empty()) return static_cast<float>(registration.uncertainty);
+  return std::nullopt;
+}
+
+cv::Mat misregistration(const Registration& registration, const Window& window) {
+  const cv::Size size(std::max(0, window.width), std::max(0, window.height));
+  // A uniform value is written once (a tile's layer is filled for every tile of the run).
+  if (const auto v = uniform_misregistration(registration)) return {size, CV_32F, cv::Scalar(*v)};
+  cv::Mat out(size, CV_32F);
+  if (out.empty()) return out;
+  const ShiftField& f = registration.field;
   // Bilinear between lattice nodes (never negative, unlike a cubic), constant beyond.
   const int cols = f.sigma.cols, rows = f.sigma.rows;
   std::vector<int> ix0(static_cast<std::size_t>(window.width)), ix1(ix0.size());

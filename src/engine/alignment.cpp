@@ -349,8 +349,14 @@ AFTERMATH_AVX2_CLONES void round_to_hundredths(float* p, int n) {
 
 cv::Mat misregistration_core(const Registration& registration, const Window& core,
                              const cv::Mat& valid) {
-  cv::Mat m = misregistration(registration, core);
-  for (int y = 0; y < m.rows; ++y) round_to_hundredths(m.ptr<float>(y), m.cols);
+  cv::Mat m;
+  if (auto v = uniform_misregistration(registration)) {
+    round_to_hundredths(&*v, 1);  // once, not per pixel: the one fill of the tile's layer
+    m = cv::Mat(std::max(0, core.height), std::max(0, core.width), CV_32F, cv::Scalar(*v));
+  } else {
+    m = misregistration(registration, core);
+    for (int y = 0; y < m.rows; ++y) round_to_hundredths(m.ptr<float>(y), m.cols);
+  }
   if (!valid.empty()) {
     const cv::Mat invalid = valid == 0;
     if (cv::countNonZero(invalid) > 0) m.setTo(kMisregFill, invalid);  // most tiles have none

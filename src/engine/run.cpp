@@ -105,10 +105,17 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
   }
   BandPair pair;
   cv::Mat post_valid;
-  apply_registration(reg, post.bands, post.valid, src, w, pair.post, post_valid);
+  // The normalisation is applied to each resampled row while it is in the cache (a pass over
+  // the tile's post bands otherwise).
+  RowEpilogue normalise;
+  if (norm && changes_values(*norm)) {
+    normalise = [norm](std::size_t band, float* row, int cols) {
+      apply_to_row(*norm, band, row, cols);
+    };
+  }
+  apply_registration(reg, post.bands, post.valid, src, w, pair.post, post_valid, normalise);
   pair.pre = std::move(pre.bands);
   cv::bitwise_and(pre.valid, post_valid, pair.valid);
-  if (norm) aftermath::apply(*norm, pair.post);
   // Stacks: a pixel is valid only where every scene is. Further post scenes are read and
   // registered like the post scene (assumed co-registered with it).
   for (auto& reader : r.more_pre) {
@@ -120,9 +127,8 @@ BandPair read_pair(Readers& r, const Window& w, const Registration& reg,
     SceneWindow s = reader.read_native(src);
     std::vector<cv::Mat> bands;
     cv::Mat valid;
-    apply_registration(reg, s.bands, s.valid, src, w, bands, valid);
+    apply_registration(reg, s.bands, s.valid, src, w, bands, valid, normalise);
     cv::bitwise_and(pair.valid, valid, pair.valid);
-    if (norm) aftermath::apply(*norm, bands);
     pair.more_post.push_back(std::move(bands));
   }
   return pair;

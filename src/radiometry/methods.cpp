@@ -189,6 +189,28 @@ HistogramMatch fit_histogram_match(const std::vector<cv::Mat>& pre,
   return h;
 }
 
+namespace {
+void histogram_row(const std::vector<double>& pq, const std::vector<double>& rq, float* p,
+                   int cols) {
+  for (int c = 0; c < cols; ++c) {
+    const double v = p[c];
+    if (!std::isfinite(v)) continue;
+    double out;
+    if (v <= pq.front()) {
+      out = rq.front() + (v - pq.front());
+    } else if (v >= pq.back()) {
+      out = rq.back() + (v - pq.back());
+    } else {
+      const auto it = std::upper_bound(pq.begin(), pq.end(), v);
+      const auto i = static_cast<std::size_t>(it - pq.begin());  // pq[i-1] <= v < pq[i]
+      const double f = (v - pq[i - 1]) / (pq[i] - pq[i - 1]);
+      out = rq[i - 1] + f * (rq[i] - rq[i - 1]);
+    }
+    p[c] = static_cast<float>(out);
+  }
+}
+}  // namespace
+
 void apply(const HistogramMatch& h, std::vector<cv::Mat>& post_bands) {
   if (h.post_q.empty()) return;
   if (h.post_q.size() != post_bands.size()) {
@@ -196,30 +218,12 @@ void apply(const HistogramMatch& h, std::vector<cv::Mat>& post_bands) {
   }
   for (std::size_t k = 0; k < post_bands.size(); ++k) {
     const auto& pq = h.post_q[k];
-    const auto& rq = h.pre_q[k];
     cv::Mat& band = post_bands[k];
     if (pq.empty() || band.empty()) continue;
     if (band.type() != CV_32F)
       throw Error(ErrorKind::internal, "apply(HistogramMatch): band is not CV_32F");
-    for (int r = 0; r < band.rows; ++r) {
-      auto* p = band.ptr<float>(r);
-      for (int c = 0; c < band.cols; ++c) {
-        const double v = p[c];
-        if (!std::isfinite(v)) continue;
-        double out;
-        if (v <= pq.front()) {
-          out = rq.front() + (v - pq.front());
-        } else if (v >= pq.back()) {
-          out = rq.back() + (v - pq.back());
-        } else {
-          const auto it = std::upper_bound(pq.begin(), pq.end(), v);
-          const auto i = static_cast<std::size_t>(it - pq.begin());  // pq[i-1] <= v < pq[i]
-          const double f = (v - pq[i - 1]) / (pq[i] - pq[i - 1]);
-          out = rq[i - 1] + f * (rq[i] - rq[i - 1]);
-        }
-        p[c] = static_cast<float>(out);
-      }
-    }
+    for (int r = 0; r < band.rows; ++r)
+      histogram_row(pq, h.pre_q[k], band.ptr<float>(r), band.cols);
   }
 }
 
@@ -249,6 +253,28 @@ void apply(const Normalisation& n, std::vector<cv::Mat>& post_bands) {
   } else {
     apply(n.linear, post_bands);
   }
+}
+
+void apply_to_row(const Normalisation& n, std::size_t band, float* row, int cols) {
+  if (n.method == "histogram") {
+    const HistogramMatch& h = n.histogram;
+    if (h.post_q.empty()) return;
+    if (band >= h.post_q.size())
+      throw Error(ErrorKind::internal, "apply_to_row(HistogramMatch): band beyond the fit");
+    if (!h.post_q[band].empty()) histogram_row(h.post_q[band], h.pre_q[band], row, cols);
+  } else {
+    apply_to_row(n.linear, band, row, cols);
+  }
+}
+
+bool changes_values(const Normalisation& n) {
+  if (n.method == "histogram") return !n.histogram.post_q.empty();
+  const LinearNormalisation& l = n.linear;
+  if (l.gain.size() != l.offset.size()) return true;  // apply() reports the mismatch
+  for (std::size_t k = 0; k < l.gain.size(); ++k) {
+    if (l.gain[k] != 1.0 || l.offset[k] != 0.0) return true;
+  }
+  return false;
 }
 
 }  // namespace aftermath

@@ -200,4 +200,12 @@ void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands) {
   }
 }
 
+void apply_to_row(const LinearNormalisation& n, std::size_t band, float* row, int cols) {
+  if (n.gain.empty() && n.offset.empty()) return;  // identity
+  if (band >= n.gain.size() || band >= n.offset.size())
+    throw Error(ErrorKind::internal, "apply_to_row(LinearNormalisation): band beyond the fit");
+  if (n.gain[band] == 1.0 && n.offset[band] == 0.0) return;
+  gain_offset_row(row, cols, n.gain[band], n.offset[band]);
+}
+
 }  // namespace aftermath

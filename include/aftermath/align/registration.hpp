@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <functional>
 #include <opencv2/core.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -191,10 +192,14 @@ cv::Mat to_intensity(const std::vector<cv::Mat>& bands);
 /// position so the result does not depend on the tiling. Output pixels whose taps fall outside
 /// `source` or on an invalid pixel are invalid (0 in `out_valid`, 0 in the bands). `bands` are
 /// CV_32F or of any type convertTo takes (uint16 bands are sampled as they are, other types
-/// converted first); `out_bands` are CV_32F.
+/// converted first); `out_bands` are CV_32F. `finish_row`, when given, is called once on every
+/// output row of every band after its values are final (band index, row, width): work on the
+/// resampled values (a radiometric normalisation) done while the row is in the cache.
+using RowEpilogue = std::function<void(std::size_t band, float* row, int cols)>;
 void apply_registration(const Registration& registration, const std::vector<cv::Mat>& bands,
                         const cv::Mat& valid, const Window& source, const Window& target,
-                        std::vector<cv::Mat>& out_bands, cv::Mat& out_valid);
+                        std::vector<cv::Mat>& out_bands, cv::Mat& out_valid,
+                        const RowEpilogue& finish_row = {});
 
 /// Margin (px) by which the source window must exceed the target for apply_registration: covers
 /// the model's largest displacement over its grid plus the cubic taps.
@@ -209,5 +214,9 @@ Window registration_source(const Registration& registration, const Window& targe
 /// lattice interpolated, or the global uncertainty for translation/affine; -1 (unknown) for
 /// identity.
 cv::Mat misregistration(const Registration& registration, const Window& window);
+
+/// The value misregistration() gives every pixel when it is the same everywhere (identity,
+/// translation, affine: no lattice), else nothing.
+std::optional<float> uniform_misregistration(const Registration& registration);
 
 }  // namespace aftermath

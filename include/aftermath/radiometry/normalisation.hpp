@@ -1,6 +1,7 @@
 #pragma once
 /// @file normalisation.hpp
 /// Relative radiometric normalisation: the post scene's bands mapped onto the pre scene's scale.
+#include <cstddef>
 #include <cstdint>
 #include <opencv2/core.hpp>
 #include <string>
@@ -33,6 +34,8 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
 
 /// Applies the map in place to post bands.
 void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands);
+/// The same on `cols` values of band `band` (Error(internal) for a band beyond the fit).
+void apply_to_row(const LinearNormalisation& n, std::size_t band, float* row, int cols);
 
 /// IR-MAD normalisation (Canty & Nielsen 2008): fit IR-MAD (default IrmadOptions: 100 iterations,
 /// tolerance 0.001) on the valid pixels, keep the pixels whose chi-square no-change probability is
@@ -73,5 +76,13 @@ Normalisation fit_normalisation(const RadiometryConfig& config, const std::vecto
                                 const ForEach& for_each = for_each_serial);
 /// Applies it in place to post bands (CV_32F); NaN stays NaN.
 void apply(const Normalisation& n, std::vector<cv::Mat>& post_bands);
+
+/// Applies it in place to `cols` values of post band `band` (what apply() does to each row of
+/// that band, the same values): a caller can normalise a row while it is still in the cache.
+/// Throws Error(internal) for a band the fit does not have.
+void apply_to_row(const Normalisation& n, std::size_t band, float* row, int cols);
+
+/// Whether apply() can change a value (false for method none and an identity fit).
+bool changes_values(const Normalisation& n);
 
 }  // namespace aftermath

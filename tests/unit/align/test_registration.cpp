@@ -261,6 +261,70 @@ TEST(ToIntensity, MeanOfBands) {
   EXPECT_TRUE(to_intensity({}).empty());
 }
 
+// The one-pass path for float bands gives the values of the general path (uint16 bands).
+TEST(ToIntensity, FloatBandsGiveTheValuesOfIntegerBands) {
+  std::vector<cv::Mat> ints, floats;
+  for (int k = 0; k < 4; ++k) {
+    cv::Mat b16;
+    make_texture(37, 23, 5 + k).convertTo(b16, CV_16U, 300, 1000 + 7 * k);
+    ints.push_back(b16);
+    cv::Mat b32;
+    b16.convertTo(b32, CV_32F);
+    floats.push_back(b32);
+  }
+  const cv::Mat a = to_intensity(ints), b = to_intensity(floats);
+  ASSERT_EQ(a.type(), CV_32F);
+  ASSERT_EQ(b.type(), CV_32F);
+  EXPECT_EQ(cv::norm(a, b, cv::NORM_INF), 0.0);
+  EXPECT_GT(cv::norm(a, cv::NORM_INF), 1000.0);
+}
+
+// finish_row sees every output row of every band once, after its values are final: applying
+// it afterwards to the whole output gives the same values, on every path (sub-pixel and whole
+// translation, affine, an absurd shift).
+TEST(ApplyRegistration, RowEpilogueSeesEveryFinalRowOnce) {
+  const cv::Mat band = make_texture(80, 60, 4);
+  cv::Mat valid = all_valid(80, 60);
+  valid(cv::Rect(30, 20, 5, 4)).setTo(0);
+  const Window source{10, 20, 80, 60}, target{14, 22, 70, 50};
+  auto affine = [] {
+    Registration r;
+    r.model = "affine";
+    r.affine = cv::Matx23d(1.001, 0.002, 1.4, -0.001, 0.999, -0.7);
+    r.shift = {1.4, -0.7};
+    return r;
+  };
+  auto translation = [](cv::Point2d s) {
+    Registration r;
+    r.model = "translation";
+    r.shift = s;
+    return r;
+  };
+  for (const Registration& reg :
+       {translation({1.3, -0.6}), translation({2, 1}), translation({1e12, 0}), affine()}) {
+    std::vector<cv::Mat> plain, finished;
+    cv::Mat v1, v2;
+    apply_registration(reg, {band, band}, valid, source, target, plain, v1);
+    std::vector<int> calls(2 * static_cast<std::size_t>(target.height), 0);
+    const RowEpilogue twice_plus_one = [&](std::size_t b, float* row, int cols) {
+      ASSERT_EQ(cols, target.width);
+      const auto y = static_cast<int>((reinterpret_cast<const uchar*>(row) - finished[b].data) /
+                                      static_cast<std::ptrdiff_t>(finished[b].step[0]));
+      ++calls[b * static_cast<std::size_t>(target.height) + static_cast<std::size_t>(y)];
+      for (int x = 0; x < cols; ++x) row[x] = 2 * row[x] + 1;
+    };
+    apply_registration(reg, {band, band}, valid, source, target, finished, v2, twice_plus_one);
+    EXPECT_EQ(cv::norm(v1, v2, cv::NORM_INF), 0.0) << reg.model << " " << reg.shift;
+    for (std::size_t b = 0; b < 2; ++b) {
+      cv::Mat expected = plain[b] * 2 + 1;
+      EXPECT_EQ(cv::norm(finished[b], expected, cv::NORM_INF), 0.0)
+          << reg.model << " " << reg.shift;
+    }
+    EXPECT_EQ(std::count(calls.begin(), calls.end(), 1), static_cast<long>(calls.size()))
+        << reg.model << " " << reg.shift;
+  }
+}
+
 TEST(ApplyRegistration, IdentityIsAnExactCopy) {
   const cv::Mat band = make_texture(64, 48, 3);
   cv::Mat valid = all_valid(64, 48);

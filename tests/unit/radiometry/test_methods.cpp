@@ -75,6 +75,55 @@ TEST(HistogramMatch, InvertsAMonotoneNonLinearMap) {
   }
 }
 
+// apply_to_row is what apply() does to each row (a caller normalises rows while they are in
+// the cache): the same values, bit for bit, for every method; and changes_values says when
+// apply() is a no-op.
+TEST(Normalisation, RowByRowGivesTheValuesOfTheWholeBands) {
+  test::SyntheticOptions o;
+  o.width = o.height = 96;
+  o.gain = 1.2;
+  o.offset = 7.0;
+  const test::SyntheticPair s = test::make_synthetic_pair(o);
+  const cv::Mat valid = all_valid(s.pre[0]);
+  RadiometryConfig cfg;
+  for (const char* m : {"none", "robust-linear", "irmad", "histogram"}) {
+    cfg.method = m;
+    const Normalisation n = fit_normalisation(cfg, s.pre, s.post, valid);
+    std::vector<cv::Mat> whole, rows;
+    for (const auto& b : s.post) {
+      whole.push_back(b.clone());
+      rows.push_back(b.clone());
+    }
+    rows[0].at<float>(3, 4) = std::numeric_limits<float>::quiet_NaN();
+    whole[0].at<float>(3, 4) = std::numeric_limits<float>::quiet_NaN();
+    aftermath::apply(n, whole);
+    for (std::size_t b = 0; b < rows.size(); ++b) {
+      for (int r = 0; r < rows[b].rows; ++r)
+        apply_to_row(n, b, rows[b].ptr<float>(r), rows[b].cols);
+      cv::Mat same;  // NaN compares unequal: the one NaN of band 0 is left out
+      cv::compare(rows[b], whole[b], same, cv::CMP_EQ);
+      EXPECT_EQ(cv::countNonZero(same), rows[b].rows * rows[b].cols - (b == 0 ? 1 : 0))
+          << m << " band " << b;
+    }
+    EXPECT_TRUE(std::isnan(rows[0].at<float>(3, 4))) << m;
+    EXPECT_EQ(changes_values(n), std::string(m) != "none") << m;
+  }
+  Normalisation identity;
+  identity.method = "robust-linear";
+  identity.linear.gain = {1.0, 1.0};
+  identity.linear.offset = {0.0, 0.0};
+  EXPECT_FALSE(changes_values(identity));
+  identity.linear.offset[1] = 0.5;
+  EXPECT_TRUE(changes_values(identity));
+  float row[2] = {1, 2};
+  try {
+    apply_to_row(identity, 2, row, 2);  // a band the fit does not have
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::internal);
+  }
+}
+
 TEST(Normalisation, MethodDispatch) {
   test::SyntheticOptions o;
   o.width = o.height = 128;
