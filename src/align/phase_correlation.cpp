@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "aftermath/align/registration.hpp"
+#include "aftermath/core/error.hpp"
 #include "aftermath/core/util.hpp"
 
 namespace aftermath {
@@ -229,21 +230,64 @@ double parabola_offset(double left, double centre, double right) {
   sumsq = s2;
 }
 
-/// Whitens a row of the cross-power spectrum (`mag`: its magnitudes): c / (|c| + n0), 0 where
-/// |c| <= eps. Returns `weight_sum` plus the row's weights |c| / (|c| + n0).
-[[gnu::noinline]] double whiten_row(cv::Vec2f* c, const double* mag, int n, double eps, double n0,
-                                    double weight_sum) {
-  for (int x = 0; x < n; ++x) {
-    if (mag[x] <= eps) {
-      c[x] = cv::Vec2f(0.f, 0.f);
+/// Whitens `n` complex values of the cross-power spectrum, the real part of the k-th at
+/// c[k * stride] and its imaginary part at c[k * stride + im] (`mag`: their magnitudes, at
+/// mag[k * stride]): c / (|c| + n0), 0 where |c| <= eps. Returns `weight_sum` plus `copies` x
+/// each weight |c| / (|c| + n0).
+[[gnu::noinline]] double whiten(float* c, const double* mag, int n, std::ptrdiff_t stride,
+                                std::ptrdiff_t im, double copies, double eps, double n0,
+                                double weight_sum) {
+  for (int k = 0; k < n; ++k) {
+    float* re = c + k * stride;
+    const double m = mag[k * stride];
+    if (m <= eps) {
+      re[0] = 0.f;
+      if (im) re[im] = 0.f;
     } else {
-      const double scale = 1.0 / (mag[x] + n0);
-      weight_sum += mag[x] * scale;
-      c[x] = cv::Vec2f(static_cast<float>(c[x][0] * scale), static_cast<float>(c[x][1] * scale));
+      const double scale = 1.0 / (m + n0);
+      weight_sum += copies * (m * scale);
+      re[0] = static_cast<float>(re[0] * scale);
+      if (im) re[im] = static_cast<float>(re[im] * scale);
     }
   }
   return weight_sum;
 }
+
+/// The frequencies of OpenCV's packed spectrum of a real rows x cols array (CCS: cv::dft without
+/// DFT_COMPLEX_OUTPUT). Every frequency of the full spectrum is stored or is the complex
+/// conjugate of a stored one, so the packed values stand for all of them: per row, the complex
+/// values of columns 1, 3, ... (real part; imaginary part next), each for itself and its
+/// conjugate; in column 0 (and the last column when cols is even: the frequency cols / 2) a real
+/// value in row 0 for one frequency, then complex values in rows 1 and 2, 3 and 4, ... (real
+/// part; imaginary part below) for two each, and when rows is even a real value in the last row
+/// for one.
+struct PackedSpectrum {
+  int rows = 0, cols = 0;
+  int row_pairs = 0;         // complex values per row, from column 1
+  int column_pairs = 0;      // complex values in a packed column, from row 1
+  bool nyquist_col = false;  // the last column is packed like column 0
+  bool nyquist_row = false;  // a packed column ends with a real value
+  PackedSpectrum(int r, int c)
+      : rows(r),
+        cols(c),
+        row_pairs((c - 1) / 2),
+        column_pairs((r - 1) / 2),
+        nyquist_col(c % 2 == 0),
+        nyquist_row(r % 2 == 0) {}
+  /// Calls f(offset of the real part, offset of the imaginary part or 0, copies) for every
+  /// packed value of the packed columns (offsets in elements from the first one).
+  template <typename F>
+  void for_each_in_packed_columns(F&& f) const {
+    for (const int col : {0, nyquist_col ? cols - 1 : -1}) {
+      if (col < 0) continue;
+      f(static_cast<std::ptrdiff_t>(col), std::ptrdiff_t{0}, 1.0);
+      for (int j = 0; j < column_pairs; ++j)
+        f(static_cast<std::ptrdiff_t>(2 * j + 1) * cols + col, std::ptrdiff_t{cols}, 2.0);
+      if (nyquist_row)
+        f(static_cast<std::ptrdiff_t>(rows - 1) * cols + col, std::ptrdiff_t{0}, 1.0);
+    }
+  }
+};
 
 /// Residual r of the level's moving image after pre-shifting it by `s`:
 /// moving(p + s + r) ~ reference(p). The peaks are searched within |r_x|, |r_y| <= radius; up to
@@ -330,8 +374,10 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
       for (int x = 0; x < w; ++x)
         dst[x] = v[x] ? static_cast<float>((src[x] - mean) * wp[x]) : 0.0f;
     }
+    // Packed (CCS): the other half of a real array's spectrum is its conjugate, so every step on
+    // the spectrum below does half the work of a full complex one.
     cv::Mat spec;
-    cv::dft(a, spec, cv::DFT_COMPLEX_OUTPUT);
+    cv::dft(a, spec);
     return spec;
   };
   if (!same_side) {
@@ -343,46 +389,66 @@ std::vector<Estimate> estimate_candidates(const Level& level, cv::Point2d s, dou
 
   // Normalised cross-power spectrum M * conj(R) / |M * conj(R)|: its inverse peaks at r.
   // Each frequency is weighted by w = |X| / (|X| + n0), n0 a noise level (kNoiseWeight x the
-  // median magnitude): whitening frequencies that only hold noise would drown the peak in
-  // noise, band-limited imagery has most of its frequencies at that level. The surface is
-  // normalised by the total weight so a perfect match peaks at 1. Frequencies with a negligible
-  // magnitude are dropped (never divides by zero).
+  // median magnitude over all frequencies): whitening frequencies that only hold noise would
+  // drown the peak in noise, band-limited imagery has most of its frequencies at that level.
+  // The surface is normalised by the total weight so a perfect match peaks at 1. Frequencies
+  // with a negligible magnitude are dropped (never divides by zero).
   cv::Mat cross;
   cv::mulSpectrums(fm, fr, cross, 0, true);
+  if (!cross.isContinuous() || cross.type() != CV_32F)
+    throw Error(ErrorKind::internal, "phase correlation: unexpected spectrum layout", "align");
+  const PackedSpectrum packed(ph, pw);
+  float* const cs = cross.ptr<float>(0);
   // Each magnitude once, in double (sqrt of the squares: std::hypot is several times slower, no
-  // overflow here); the noise level takes the float ones. Indexed stores and local accumulators
-  // keep the loops free of calls, so the maxima and sums stay in registers.
+  // overflow here), at the offset of its real part; the noise level takes the float ones, each
+  // as many times as it stands for frequencies (the median of the full spectrum's magnitudes).
   const std::size_t total = cross.total();
   thread_local std::vector<double> mag_d;
   thread_local std::vector<float> mags;
   mag_d.resize(total);
   mags.resize(total);
+  std::size_t nm = 0;
   double max_mag = 0;
   for (int y = 0; y < ph; ++y) {
-    const cv::Vec2f* c = cross.ptr<cv::Vec2f>(y);
-    double* md = mag_d.data() + static_cast<std::size_t>(y) * pw;
-    float* mf = mags.data() + static_cast<std::size_t>(y) * pw;
+    const float* c = cs + static_cast<std::ptrdiff_t>(y) * pw + 1;
+    double* md = mag_d.data() + static_cast<std::ptrdiff_t>(y) * pw + 1;
+    float* mf = mags.data() + nm;
     double row_max = 0;
-    for (int x = 0; x < pw; ++x) {
-      const double m = std::sqrt(double(c[x][0]) * c[x][0] + double(c[x][1]) * c[x][1]);
-      md[x] = m;
-      mf[x] = static_cast<float>(m);
-      row_max = std::max(row_max, static_cast<double>(mf[x]));
+    for (int k = 0; k < packed.row_pairs; ++k) {
+      const double m = std::sqrt(double(c[2 * k]) * c[2 * k] + double(c[2 * k + 1]) * c[2 * k + 1]);
+      md[2 * k] = m;
+      mf[2 * k] = mf[2 * k + 1] = static_cast<float>(m);
+      row_max = std::max(row_max, static_cast<double>(mf[2 * k]));
     }
+    nm += 2 * static_cast<std::size_t>(packed.row_pairs);
     max_mag = std::max(max_mag, row_max);
   }
+  packed.for_each_in_packed_columns([&](std::ptrdiff_t re, std::ptrdiff_t im, double copies) {
+    const double a = cs[re], b = im ? cs[re + im] : 0.0;
+    const double m = std::sqrt(a * a + b * b);
+    mag_d[static_cast<std::size_t>(re)] = m;
+    const auto mf = static_cast<float>(m);
+    mags[nm++] = mf;
+    if (copies > 1) mags[nm++] = mf;
+    max_mag = std::max(max_mag, static_cast<double>(mf));
+  });
+  if (nm != total)  // every frequency of the full spectrum, once
+    throw Error(ErrorKind::internal, "phase correlation: packed spectrum miscounted", "align");
   const float median_mag = kth_smallest(mags, mags.size() / 2);
   const double eps =
       std::max(max_mag * 1e-7, static_cast<double>(std::numeric_limits<float>::min()));
   const double n0 = std::max(kNoiseWeight * static_cast<double>(median_mag), 0.0);
   double weight_sum = 0;
-  cross.at<cv::Vec2f>(0, 0) = cv::Vec2f(0.f, 0.f);  // DC carries no shift information
+  cs[0] = 0.f;  // DC carries no shift information
   mag_d[0] = 0.0;
   for (int y = 0; y < ph; ++y) {
+    const std::ptrdiff_t row = static_cast<std::ptrdiff_t>(y) * pw + 1;
     weight_sum =
-        whiten_row(cross.ptr<cv::Vec2f>(y), mag_d.data() + static_cast<std::size_t>(y) * pw, pw,
-                   eps, n0, weight_sum);
+        whiten(cs + row, mag_d.data() + row, packed.row_pairs, 2, 1, 2.0, eps, n0, weight_sum);
   }
+  packed.for_each_in_packed_columns([&](std::ptrdiff_t re, std::ptrdiff_t im, double copies) {
+    weight_sum = whiten(cs + re, mag_d.data() + re, 1, 0, im, copies, eps, n0, weight_sum);
+  });
   if (!(weight_sum > 0)) {
     return fail_with("no texture");
   }

@@ -221,6 +221,24 @@ TEST(PhaseCorrelate, NonSquareAndOddSizes) {
   EXPECT_LT(error_of(pc.shift, truth), 0.05);
 }
 
+// The spectra are packed (CCS), whose layout depends on the parity of each transform size:
+// windows whose optimal DFT sizes are odd (135 = 3^3 x 5, 225 = 3^2 x 5^2) on either axis or
+// both, with no pyramid (a small search radius), must measure the shift as even ones do.
+TEST(PhaseCorrelate, OddTransformSizes) {
+  const cv::Point2d truth(-1.6, 0.8);
+  const Pair p = intensity_pair(512, truth);
+  for (const cv::Size size :
+       {cv::Size(135, 225), cv::Size(135, 160), cv::Size(160, 225), cv::Size(160, 160)}) {
+    ASSERT_EQ(cv::getOptimalDFTSize(size.width), size.width);
+    ASSERT_EQ(cv::getOptimalDFTSize(size.height), size.height);
+    const cv::Rect r(40, 50, size.width, size.height);
+    const auto pc = phase_correlate(p.pre(r), p.post(r), {}, {}, 6);
+    ASSERT_TRUE(pc.ok) << pc.reason << " " << size;
+    EXPECT_LT(error_of(pc.shift, truth), 0.05) << size;
+    EXPECT_GT(pc.peak, 0.5) << size;
+  }
+}
+
 TEST(PhaseCorrelate, BadInputsAreReported) {
   const cv::Mat a = make_texture(64, 64, 1), b = make_texture(32, 64, 2);
   EXPECT_FALSE(phase_correlate(a, b, {}, {}, 8).ok);
