@@ -183,6 +183,14 @@ AFTERMATH_AVX2_CLONES void gain_offset_row(float* p, int cols, double g, double 
 }
 }  // namespace
 
+void apply_to_row(const LinearNormalisation& n, std::size_t band, float* row, int cols) {
+  if (n.gain.empty() && n.offset.empty()) return;  // identity
+  if (band >= n.gain.size() || band >= n.offset.size())
+    throw Error(ErrorKind::internal, "apply_to_row(LinearNormalisation): band beyond the fit");
+  if (n.gain[band] == 1.0 && n.offset[band] == 0.0) return;
+  gain_offset_row(row, cols, n.gain[band], n.offset[band]);
+}
+
 void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands) {
   if (n.gain.empty() && n.offset.empty()) return;  // identity
   if (n.gain.size() != post_bands.size() || n.offset.size() != post_bands.size()) {
@@ -194,18 +202,8 @@ void apply(const LinearNormalisation& n, std::vector<cv::Mat>& post_bands) {
     if (band.type() != CV_32F) {
       throw Error(ErrorKind::internal, "apply(LinearNormalisation): band is not CV_32F");
     }
-    if (n.gain[k] == 1.0 && n.offset[k] == 0.0) continue;
-    const double g = n.gain[k], o = n.offset[k];
-    for (int r = 0; r < band.rows; ++r) gain_offset_row(band.ptr<float>(r), band.cols, g, o);
+    for (int r = 0; r < band.rows; ++r) apply_to_row(n, k, band.ptr<float>(r), band.cols);
   }
-}
-
-void apply_to_row(const LinearNormalisation& n, std::size_t band, float* row, int cols) {
-  if (n.gain.empty() && n.offset.empty()) return;  // identity
-  if (band >= n.gain.size() || band >= n.offset.size())
-    throw Error(ErrorKind::internal, "apply_to_row(LinearNormalisation): band beyond the fit");
-  if (n.gain[band] == 1.0 && n.offset[band] == 0.0) return;
-  gain_offset_row(row, cols, n.gain[band], n.offset[band]);
 }
 
 }  // namespace aftermath
