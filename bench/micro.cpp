@@ -7,6 +7,7 @@
 #include "aftermath/core/util.hpp"
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/io/hdf5_writer.hpp"
+#include "aftermath/radiometry/normalisation.hpp"
 #include "aftermath/score/footprint_accumulator.hpp"
 #include "aftermath/score/threshold.hpp"
 #include "synthetic_scene.hpp"
@@ -170,6 +171,56 @@ void BM_EncodeMaskChunk(benchmark::State& state) {
   state.counters["changed"] = cv::countNonZero(mask == 1) / (512.0 * 512);
 }
 BENCHMARK(BM_EncodeMaskChunk)->Arg(1)->Arg(2)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
+
+// The estimate stage's samples: 25 windows' centres of 128 x 128 px, 4 bands, as one row per
+// band; post resampled at a sub-pixel shift (values no longer integers), with a gain and offset
+// and a changed tenth. The robust-linear fit on them, on one thread.
+struct FitSamples {
+  std::vector<cv::Mat> pre, post;
+  cv::Mat valid;
+};
+FitSamples fit_samples() {
+  constexpr int kSide = 640;  // 640^2 = 25 x 128^2 px
+  synth::SceneSpec spec;
+  spec.width = spec.height = kSide;
+  spec.bands = 4;
+  FitSamples f;
+  f.pre = to_float(synth::render(spec, false, {0, 0, kSide, kSide}));
+  const auto post = to_float(synth::render(spec, true, {0, 0, kSide, kSide}));
+  const cv::Mat shift = (cv::Mat_<double>(2, 3) << 1, 0, 0.3, 0, 1, -0.7);
+  for (std::size_t b = 0; b < post.size(); ++b) {
+    cv::Mat moved;
+    cv::warpAffine(post[b], moved, shift, post[b].size(), cv::INTER_CUBIC, cv::BORDER_REFLECT);
+    moved = moved * (1.0 + 0.05 * static_cast<double>(b)) + 12.0;
+    f.pre[b] = f.pre[b].reshape(1, 1);
+    f.post.push_back(moved.reshape(1, 1).clone());
+  }
+  f.valid = cv::Mat(1, kSide * kSide, CV_8U, cv::Scalar(255));
+  return f;
+}
+
+void BM_FitRobustLinear(benchmark::State& state) {
+  const FitSamples f = fit_samples();
+  for (auto _ : state) benchmark::DoNotOptimize(fit_robust_linear(f.pre, f.post, f.valid));
+  state.SetItemsProcessed(state.iterations() * f.valid.total());
+}
+BENCHMARK(BM_FitRobustLinear)->Unit(benchmark::kMillisecond);
+
+// One median of 409 600 residuals (not integers): the fit's most frequent statistic.
+void BM_MedianOfResiduals(benchmark::State& state) {
+  const FitSamples f = fit_samples();
+  std::vector<double> residuals(f.valid.total());
+  const float* p = f.pre[0].ptr<float>(0);
+  const float* q = f.post[0].ptr<float>(0);
+  for (std::size_t i = 0; i < residuals.size(); ++i) residuals[i] = 0.97 * q[i] - 8.5 - p[i];
+  std::vector<double> work;
+  for (auto _ : state) {
+    work = residuals;
+    benchmark::DoNotOptimize(median_of(work));
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(residuals.size()));
+}
+BENCHMARK(BM_MedianOfResiduals)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

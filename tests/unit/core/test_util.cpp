@@ -52,6 +52,47 @@ TEST(MedianOf, CountingEqualsOrdering) {
   }
 }
 
+// The narrowed path (large inputs that are not multiples of 1/2: resampled values, residuals)
+// gives what ordering gives: odd and even counts, both signs, heavy ties of fractions (also when
+// the two middle ranks share a value), a narrow range, infinity.
+TEST(MedianOf, NarrowingEqualsOrdering) {
+  std::mt19937 rng(5);
+  std::lognormal_distribution<double> spread(2.0, 3.0);
+  std::uniform_int_distribution<int> few(0, 5);
+  std::uniform_real_distribution<double> narrow(1000.0, 1001.0);
+  const auto ordered = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  };
+  for (const std::size_t n :
+       {std::size_t{4096}, std::size_t{5001}, std::size_t{70000}, std::size_t{400001}}) {
+    std::vector<double> signs(n), ties(n), close(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      signs[i] = (i % 3 == 0 ? -1.0 : 1.0) * spread(rng) + 0.1;
+      ties[i] = few(rng) * 0.3;
+      close[i] = narrow(rng);
+    }
+    signs[n / 2] = std::numeric_limits<double>::infinity();
+    std::vector<double> split = close;  // the middle ranks of an even count on either side of a gap
+    std::sort(split.begin(), split.end());
+    for (std::size_t i = 0; i < n / 2; ++i) split[i] -= 5.0;
+    std::shuffle(split.begin(), split.end(), rng);
+    for (const auto* v : {&signs, &ties, &close, &split}) {
+      std::vector<double> copy = *v;
+      EXPECT_EQ(median_of(copy), ordered(*v)) << n;
+    }
+  }
+  // Rank n/2 the smallest of a bucket that stays large: rank n/2 - 1 lies in another bucket.
+  std::vector<double> gap(8192);
+  for (std::size_t i = 0; i < 4096; ++i) {
+    gap[i] = 1e-3 * static_cast<double>(i) + 0.1;
+    gap[4096 + i] = 1000.0 + 1e-4 * static_cast<double>(i);
+  }
+  std::shuffle(gap.begin(), gap.end(), rng);
+  EXPECT_EQ(median_of(gap), 0.5 * ((1e-3 * 4095.0 + 0.1) + 1000.0));
+}
+
 // kth_smallest gives what nth_element gives, on the narrowed path (large: spread values, heavy
 // ties, zeros, infinity, a narrow range, both signs) and on the plain one (small, or with a
 // negative zero).
