@@ -160,9 +160,9 @@ class CvaDetector final : public Detector {
 
   std::string name() const override { return log_ratio_ ? "log-ratio" : "cva"; }
 
-  void fit(const std::vector<BandPair>& raw_samples) override {
+  void fit_samples(const std::vector<BandPair>& raw_samples, const ForEach& for_each) override {
     std::vector<BandPair> logs;
-    if (log_ratio_) fit_log_offsets(raw_samples, logs);
+    if (log_ratio_) fit_log_offsets(raw_samples, logs, for_each);
     const std::vector<BandPair>& samples = log_ratio_ ? logs : raw_samples;
     std::size_t bands = 0;
     bool have_bands = false;
@@ -178,14 +178,13 @@ class CvaDetector final : public Detector {
     }
     median_.assign(bands, 0.0);
     sigma_.assign(bands, 1.0);
-    std::vector<std::vector<cv::Mat>> diffs;
-    for (const auto& s : samples) {
-      diffs.push_back(s.pre.size() == bands ? box_differences(s, radius_) : std::vector<cv::Mat>{});
-    }
-    std::vector<double> d, mag;
-    for (std::size_t b = 0; b < bands; ++b) {
-      d.clear();
-      mag.clear();
+    // Samples, then bands, side by side: each band's statistics are its own.
+    std::vector<std::vector<cv::Mat>> diffs(samples.size());
+    for_each(samples.size(), [&](std::size_t i) {
+      if (samples[i].pre.size() == bands) diffs[i] = box_differences(samples[i], radius_);
+    });
+    for_each(bands, [&](std::size_t b) {
+      std::vector<double> d, mag;
       for (std::size_t i = 0; i < samples.size(); ++i) {
         const auto& s = samples[i];
         if (s.pre.size() != bands) continue;
@@ -202,14 +201,13 @@ class CvaDetector final : public Detector {
           }
         }
       }
-      if (d.empty())
-        continue;  // no valid sample: median 0, sigma 1 (nothing valid to score anyway)
+      if (d.empty()) return;  // no valid sample: median 0, sigma 1 (nothing valid to score anyway)
       const double med = median_of(d);
       for (double& x : d) x = std::abs(x - med);
       const double floor = std::max(1e-12, 1e-4 * (1.0 + median_of(mag)));
       median_[b] = med;
       sigma_[b] = std::max(no_change_sigma(d), floor);
-    }
+    });
     fitted_ = true;
   }
 
@@ -259,13 +257,13 @@ class CvaDetector final : public Detector {
 
  private:
   /// e_b from the pre bands of the samples, then the samples mapped to logs.
-  void fit_log_offsets(const std::vector<BandPair>& samples, std::vector<BandPair>& logs) {
+  void fit_log_offsets(const std::vector<BandPair>& samples, std::vector<BandPair>& logs,
+                       const ForEach& for_each) {
     std::size_t bands = 0;
     for (const auto& s : samples) bands = std::max(bands, s.pre.size());
     log_offset_.assign(bands, 1e-6);
-    std::vector<double> v;
-    for (std::size_t b = 0; b < bands; ++b) {
-      v.clear();
+    for_each(bands, [&](std::size_t b) {
+      std::vector<double> v;
       for (const auto& s : samples) {
         if (s.pre.size() != bands) continue;
         for (int r = 0; r < s.valid.rows; ++r) {
@@ -277,8 +275,11 @@ class CvaDetector final : public Detector {
         }
       }
       if (!v.empty()) log_offset_[b] = std::max(1e-6, 0.01 * median_of(v));
-    }
-    for (const auto& s : samples) logs.push_back(s.pre.size() == bands ? to_log(s) : s);
+    });
+    logs.resize(samples.size());
+    for_each(samples.size(), [&](std::size_t i) {
+      logs[i] = samples[i].pre.size() == bands ? to_log(samples[i]) : samples[i];
+    });
   }
 
   BandPair to_log(const BandPair& p) const {

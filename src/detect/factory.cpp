@@ -35,8 +35,8 @@ class EnsembleDetector final : public Detector {
 
   std::string name() const override { return "ensemble"; }
 
-  void fit(const std::vector<BandPair>& samples) override {
-    for (auto& m : members_) m->fit(samples);
+  void fit_samples(const std::vector<BandPair>& samples, const ForEach& for_each) override {
+    for (auto& m : members_) m->fit(samples, for_each);
   }
 
   cv::Mat score(const BandPair& w) const override {

@@ -22,7 +22,7 @@ class IrmadDetector final : public Detector {
 
   std::string name() const override { return "irmad"; }
 
-  void fit(const std::vector<BandPair>& samples) override {
+  void fit_samples(const std::vector<BandPair>& samples, const ForEach& /*for_each*/) override {
     // All samples as one row each, concatenated (the fit sees every sample pixel once).
     std::vector<cv::Mat> pre, post;
     cv::Mat valid;

@@ -57,7 +57,7 @@ class TextureDetector final : public Detector {
 
   std::string name() const override { return "texture"; }
 
-  void fit(const std::vector<BandPair>& samples) override {
+  void fit_samples(const std::vector<BandPair>& samples, const ForEach& /*for_each*/) override {
     std::size_t bands = 0;
     for (const auto& s : samples) {
       check_pair(s, "texture fit");

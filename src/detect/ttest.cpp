@@ -29,7 +29,7 @@ class TtestDetector final : public Detector {
 
   std::string name() const override { return "ttest"; }
 
-  void fit(const std::vector<BandPair>& samples) override {
+  void fit_samples(const std::vector<BandPair>& samples, const ForEach& /*for_each*/) override {
     std::size_t bands = 0;
     bool first = true;
     for (const auto& s : samples) {

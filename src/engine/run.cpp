@@ -367,21 +367,23 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     std::vector<cv::Mat> pre_cat, post_cat;
     cv::Mat valid_cat;
     {
-      std::vector<cv::Mat> vs;
+      // Band by band side by side (the validity mask as one more), each a copy of its samples.
       const std::size_t nb = samples.empty() ? 0 : samples[0].pre.size();
       pre_cat.resize(nb);
       post_cat.resize(nb);
-      for (std::size_t b = 0; b < nb; ++b) {
+      engine::arena_for_each(arena)(samples.empty() ? 0 : nb + 1, [&](std::size_t b) {
         std::vector<cv::Mat> a, p;
         for (auto& s : samples) {
+          if (b == nb) {
+            a.push_back(s.valid.reshape(1, 1));
+            continue;
+          }
           a.push_back(s.pre[b].reshape(1, 1));
           p.push_back(s.post[b].reshape(1, 1));
         }
-        cv::hconcat(a, pre_cat[b]);
-        cv::hconcat(p, post_cat[b]);
-      }
-      for (auto& s : samples) vs.push_back(s.valid.reshape(1, 1));
-      if (!vs.empty()) cv::hconcat(vs, valid_cat);
+        cv::hconcat(a, b == nb ? valid_cat : pre_cat[b]);
+        if (b < nb) cv::hconcat(p, post_cat[b]);
+      });
     }
     model.normalisation = fit_normalisation(cfg.radiometry, pre_cat, post_cat, valid_cat,
                                             engine::arena_for_each(arena));
@@ -394,7 +396,7 @@ RunSummary run_job(const RunRequest& req, const ProgressFn& progress) {
     for (auto& s : samples) aftermath::apply(model.normalisation, s.post);
     const double t_normalised = seconds_since(t_est);
     model.detector = make_detector(cfg.detect);
-    model.detector->fit(samples);
+    model.detector->fit(samples, engine::arena_for_each(arena));
     const double t_fitted = seconds_since(t_est);
     for (const auto& [key, values] : model.detector->fit_report()) {
       spdlog::info("detector {}: {} = [{}]", model.detector->name(), key, fmt::join(values, ", "));

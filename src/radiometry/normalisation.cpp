@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/core/simd.hpp"
@@ -63,6 +64,39 @@ void fit_band(const cv::Mat& pre, const cv::Mat& post, const cv::Mat& use, std::
   }
 }
 
+/// Pixels per piece of the per-pixel passes run side by side (the masks, the kept count).
+constexpr std::int64_t kPiecePx = 16384;
+
+/// Runs body(r, c0, c1) on the row pieces of pixels [begin, end) of a grid `cols` wide, in
+/// row-major order.
+template <class Body>
+void for_row_pieces(int cols, std::int64_t begin, std::int64_t end, Body&& body) {
+  while (begin < end) {
+    const auto r = static_cast<int>(begin / cols);
+    const auto c0 = static_cast<int>(begin % cols);
+    const auto c1 = static_cast<int>(std::min<std::int64_t>(cols, c0 + (end - begin)));
+    body(r, c0, c1);
+    begin += c1 - c0;
+  }
+}
+
+/// Runs body(r, c0, c1) over every pixel of a rows x cols grid, in pieces side by side
+/// (`for_each`), and returns the sum of what the bodies return (a count: exact in any order).
+template <class Body>
+std::int64_t count_in_pieces(int rows, int cols, const ForEach& for_each, Body&& body) {
+  const std::int64_t total = static_cast<std::int64_t>(rows) * cols;
+  const auto pieces = static_cast<std::size_t>((total + kPiecePx - 1) / kPiecePx);
+  std::vector<std::int64_t> counts(pieces, 0);
+  for_each(pieces, [&](std::size_t i) {
+    const std::int64_t begin = static_cast<std::int64_t>(i) * kPiecePx;
+    for_row_pieces(cols, begin, std::min(total, begin + kPiecePx),
+                   [&](int r, int c0, int c1) { counts[i] += body(r, c0, c1); });
+  });
+  std::int64_t sum = 0;
+  for (const std::int64_t c : counts) sum += c;
+  return sum;
+}
+
 }  // namespace
 
 LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
@@ -84,23 +118,27 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
   }
   const std::size_t bands = pre.size();
   // Pixels usable at all: valid and finite in every band.
+  // (The per-pixel passes over all bands run in pieces side by side; the per-band statistics
+  // run band by band side by side.)
   cv::Mat usable(valid.size(), CV_8U, cv::Scalar(0));
-  std::int64_t usable_count = 0;
-  for (int r = 0; r < valid.rows; ++r) {
-    const auto* v = valid.ptr<std::uint8_t>(r);
-    auto* u = usable.ptr<std::uint8_t>(r);
-    for (int c = 0; c < valid.cols; ++c) {
-      if (v[c] == 0) continue;
-      bool ok = true;
-      for (std::size_t k = 0; k < bands && ok; ++k) {
-        ok = std::isfinite(pre[k].ptr<float>(r)[c]) && std::isfinite(post[k].ptr<float>(r)[c]);
-      }
-      if (ok) {
-        u[c] = 255;
-        ++usable_count;
-      }
-    }
-  }
+  const std::int64_t usable_count =
+      count_in_pieces(valid.rows, valid.cols, for_each, [&](int r, int c0, int c1) {
+        const auto* v = valid.ptr<std::uint8_t>(r);
+        auto* u = usable.ptr<std::uint8_t>(r);
+        std::int64_t count = 0;
+        for (int c = c0; c < c1; ++c) {
+          if (v[c] == 0) continue;
+          bool ok = true;
+          for (std::size_t k = 0; k < bands && ok; ++k) {
+            ok = std::isfinite(pre[k].ptr<float>(r)[c]) && std::isfinite(post[k].ptr<float>(r)[c]);
+          }
+          if (ok) {
+            u[c] = 255;
+            ++count;
+          }
+        }
+        return count;
+      });
   if (usable_count == 0) return n;  // no valid pixel: identity
 
   // Scratch per band: the bands' statistics are independent (bodies of `for_each`).
@@ -150,23 +188,26 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
       sigma[k] = std::max(1.4826 * mad_of(a, med[k]), floors[k]);
     });
     cv::Mat next(valid.size(), CV_8U, cv::Scalar(0));
-    std::int64_t kept = 0;
-    for (int r = 0; r < usable.rows; ++r) {
-      const auto* u = usable.ptr<std::uint8_t>(r);
-      auto* x = next.ptr<std::uint8_t>(r);
-      for (int c = 0; c < usable.cols; ++c) {
-        if (u[c] == 0) continue;
-        bool in = true;
-        for (std::size_t k = 0; k < bands && in; ++k) {
-          const double res = n.gain[k] * post[k].ptr<float>(r)[c] + n.offset[k] - pre[k].ptr<float>(r)[c];
-          in = std::abs(res - med[k]) <= kKeepSigmas * sigma[k];
-        }
-        if (in) {
-          x[c] = 255;
-          ++kept;
-        }
-      }
-    }
+    const std::int64_t kept =
+        count_in_pieces(usable.rows, usable.cols, for_each, [&](int r, int c0, int c1) {
+          const auto* u = usable.ptr<std::uint8_t>(r);
+          auto* x = next.ptr<std::uint8_t>(r);
+          std::int64_t count = 0;
+          for (int c = c0; c < c1; ++c) {
+            if (u[c] == 0) continue;
+            bool in = true;
+            for (std::size_t k = 0; k < bands && in; ++k) {
+              const double res =
+                  n.gain[k] * post[k].ptr<float>(r)[c] + n.offset[k] - pre[k].ptr<float>(r)[c];
+              in = std::abs(res - med[k]) <= kKeepSigmas * sigma[k];
+            }
+            if (in) {
+              x[c] = 255;
+              ++count;
+            }
+          }
+          return count;
+        });
     if (kept < min_keep) break;  // too few "unchanged" pixels to trust: keep the current fit
     if (cv::countNonZero(next != keep) == 0) break;
     keep = next;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "aftermath/config/config.hpp"
+#include "aftermath/core/util.hpp"
 
 namespace aftermath {
 
@@ -47,8 +48,12 @@ class Detector {
   virtual ~Detector() = default;
   virtual std::string name() const = 0;
   /// Job-level fit from sample windows. Throws Error(usage) when the samples cannot serve the
-  /// detector (e.g. ttest with one scene per side and detect.ttest_radius 0).
-  virtual void fit(const std::vector<BandPair>& samples) = 0;
+  /// detector (e.g. ttest with one scene per side and detect.ttest_radius 0). `for_each` runs
+  /// the fit's independent parts (bands, samples) side by side where a detector has them; the
+  /// fitted values do not depend on it.
+  void fit(const std::vector<BandPair>& samples, const ForEach& for_each = for_each_serial) {
+    fit_samples(samples, for_each);
+  }
   /// Score in [0, 1] (CV_32F, window size): 0 no change, 1 certain change; 0 where invalid or
   /// where a band value is not finite, never NaN. Const and thread-safe after fit().
   virtual cv::Mat score(const BandPair& window) const = 0;
@@ -64,6 +69,9 @@ class Detector {
   /// Neighbourhood radius the detector reads around each pixel, px (the halo it needs);
   /// equals detect_radius(config).
   virtual int radius() const { return 0; }
+
+ protected:
+  virtual void fit_samples(const std::vector<BandPair>& samples, const ForEach& for_each) = 0;
 };
 
 /// Builds the detector named by config.method. Throws Error(usage) for an unknown name or a

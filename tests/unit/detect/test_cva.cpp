@@ -1,6 +1,9 @@
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <thread>
+#include <vector>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
@@ -143,6 +146,43 @@ TEST(Cva, SeveralSamplesFitLikeTheirUnion) {
   bottom.valid = s.bands.valid.rowRange(200, 512);
   split->fit({top, bottom});
   EXPECT_EQ(cv::norm(whole->score(s.bands), split->score(s.bands), cv::NORM_INF), 0.0);
+}
+
+// The fit's bands and samples side by side (bodies on threads of their own, in reverse order)
+// give the detector the serial fit gives: cva with and without box averaging, log-ratio, and
+// an ensemble passing the ForEach on.
+TEST(Cva, FitOnThreadsEqualsTheSerialFit) {
+  Scene s = make_scene(1.2, 30.0);
+  BandPair top, bottom;
+  for (std::size_t b = 0; b < s.bands.pre.size(); ++b) {
+    top.pre.push_back(s.bands.pre[b].rowRange(0, 200));
+    top.post.push_back(s.bands.post[b].rowRange(0, 200));
+    bottom.pre.push_back(s.bands.pre[b].rowRange(200, 512));
+    bottom.post.push_back(s.bands.post[b].rowRange(200, 512));
+  }
+  top.valid = s.bands.valid.rowRange(0, 200);
+  bottom.valid = s.bands.valid.rowRange(200, 512);
+  const ForEach on_threads = [](std::size_t n, const std::function<void(std::size_t)>& body) {
+    std::vector<std::thread> threads;
+    for (std::size_t i = n; i-- > 0;) threads.emplace_back(body, i);
+    for (auto& t : threads) t.join();
+  };
+  for (const char* method : {"cva", "log-ratio", "ensemble"}) {
+    for (const int radius : {0, 1}) {
+      DetectConfig c = sigma3();
+      c.method = method;
+      c.cva_radius = radius;
+      c.log_ratio_radius = radius;
+      c.ensemble_cva = 1.0;
+      c.ensemble_log_ratio = 1.0;
+      auto serial = make_detector(c);
+      serial->fit({top, bottom});
+      auto parallel = make_detector(c);
+      parallel->fit({top, bottom}, on_threads);
+      EXPECT_EQ(cv::norm(serial->score(s.bands), parallel->score(s.bands), cv::NORM_INF), 0.0)
+          << method << " radius " << radius;
+    }
+  }
 }
 
 TEST(Cva, InvalidPixelsScoreZero) {

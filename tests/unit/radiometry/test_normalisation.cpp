@@ -1,6 +1,9 @@
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <thread>
+#include <vector>
 
 #include "aftermath/radiometry/normalisation.hpp"
 #include "synthetic.hpp"
@@ -62,6 +65,41 @@ TEST(RobustLinear, ChangedContentDoesNotBiasTheFit) {
     const double ground = 110.0;
     EXPECT_NEAR(n.gain[b] * (1.3 * ground + 10.0) + n.offset[b], ground, 0.5) << "band " << b;
   }
+}
+
+// The per-band statistics and the per-pixel passes in pieces (bodies on threads of their own, in
+// reverse order) give the serial fit's values exactly: on windows of a larger image (rows not
+// contiguous, pieces crossing rows), with invalid and non-finite pixels and changed content.
+TEST(RobustLinear, FitOnThreadsEqualsTheSerialFit) {
+  test::SyntheticOptions o;
+  o.width = 512;
+  o.height = 512;
+  o.buildings = 40;
+  o.destroyed_fraction = 0.3;
+  o.noise = 1.0;
+  o.gain = 1.3;
+  o.offset = 10.0;
+  auto pair = test::make_synthetic_pair(o);
+  const cv::Rect roi(3, 5, 301, 407);  // 122 507 px: eight pieces, most starting mid-row
+  std::vector<cv::Mat> pre, post;
+  for (std::size_t b = 0; b < pair.pre.size(); ++b) {
+    pre.push_back(pair.pre[b](roi));
+    post.push_back(pair.post[b](roi));
+  }
+  cv::Mat valid = all_valid(pair.pre[0].size())(roi);
+  valid(cv::Rect(0, 0, 40, 40)).setTo(0);
+  post[1].at<float>(100, 100) = std::nanf("");
+  const ForEach on_threads = [](std::size_t n, const std::function<void(std::size_t)>& body) {
+    std::vector<std::thread> threads;
+    for (std::size_t i = n; i-- > 0;) threads.emplace_back(body, i);
+    for (auto& t : threads) t.join();
+  };
+  const LinearNormalisation serial = fit_robust_linear(pre, post, valid);
+  const LinearNormalisation parallel = fit_robust_linear(pre, post, valid, on_threads);
+  ASSERT_EQ(serial.gain.size(), 3u);
+  EXPECT_EQ(parallel.gain, serial.gain);
+  EXPECT_EQ(parallel.offset, serial.offset);
+  EXPECT_NEAR(serial.gain[0] * 1.3, 1.0, 0.005);
 }
 
 TEST(RobustLinear, ExactWithoutNoise) {
