@@ -2,6 +2,11 @@
 # Macro benchmark: generates synthetic 4-band uint16 pairs (tiled deflate GeoTIFF, known shift,
 # buildings, footprints) with aftermath-synth, then runs `aftermath run` on each, several times,
 # with 1 and 2 threads, and reports median wall time, throughput and peak RSS (/usr/bin/time -v).
+# Each round runs, at each thread count, the I/O floor (bench/io_floor.cpp) and then the run, so
+# the ratios (run / floor, the parallel efficiency T1 / 2 T2) are also taken round by round side
+# by side and their medians reported. Every floor and run writes a new file (the previous round's
+# is removed first, untimed): replacing a 150 MB file costs ~0.1 s of unlinking on some file
+# systems, which is not the job's work.
 # Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
 #        [--align-only] [--mpi] [--footprints-scale [N]]
 # Results: bench/results/run.json and bench/results/run.md; --align-only: bench/results/align.md
@@ -151,7 +156,7 @@ fi
 if ((rescore_only == 0)); then
 echo "[" > "$json.tmp"
 {
-  echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB | output MB per Mpx | I/O floor s (median) | run / floor |"
+  echo "| size | threads | runs | median wall s | Mpx/s | median peak RSS MB | output MB per Mpx | I/O floor s (median) | run / floor (median of rounds) |"
   echo "|---|---|---|---|---|---|---|---|---|"
 } > "$md.tmp"
 eff_lines=()
@@ -160,31 +165,33 @@ first=1
 for n in $sizes; do
   d=$data/$n
   ensure_pair "$n"
-  declare -A wall_of=()
-  for t in $threads; do
-    # The I/O floor at this thread count, measured in the same session (bench/io_floor.cpp).
-    floors=()
-    for ((i = 0; i < runs; i++)); do
+  # Round by round, at each thread count, the I/O floor and then the run (see the top): on a
+  # shared machine whose speed drifts over minutes, a ratio of two medians taken minutes apart
+  # drifts with it.
+  declare -A floors_of=() walls_of=() rss_of=()
+  for ((i = 0; i < runs; i++)); do
+    for t in $threads; do
       f=$("$build/bench/aftermath_io_floor" "$d/pre.tif" "$d/post.tif" "$d/floor.h5" "$t" | sed -n 's/.*"total_s": \([0-9.]*\).*/\1/p')
-      floors+=("$f")
-      echo "bench: I/O floor $n px, $t thread(s), run $((i + 1)): ${f}s" >&2
-    done
-    rm -f "$d/floor.h5"
-    mf=$(printf '%s\n' "${floors[@]}" | median)
-    walls=(); rss=()
-    for ((i = 0; i < runs; i++)); do
-      /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --overwrite --threads "$t" --profile \
+      rm -f "$d/floor.h5"
+      echo "bench: I/O floor $n px, $t thread(s), round $((i + 1)): ${f}s" >&2
+      rm -f "$d/out.h5"
+      /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --threads "$t" --profile \
         --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson" --out "$d/out.h5" >"$d/run-$t.txt"
       w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time.txt")
       r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time.txt")
-      walls+=("$w"); rss+=("$r")
-      echo "bench: $n px, $t thread(s), run $((i + 1)): ${w}s, ${r} MB" >&2
+      floors_of[$t]+="$f "; walls_of[$t]+="$w "; rss_of[$t]+="$r "
+      echo "bench: $n px, $t thread(s), round $((i + 1)): ${w}s, ${r} MB" >&2
     done
+  done
+  for t in $threads; do
+    read -ra floors <<<"${floors_of[$t]}"; read -ra walls <<<"${walls_of[$t]}"; read -ra rss <<<"${rss_of[$t]}"
+    mf=$(printf '%s\n' "${floors[@]}" | median)
     mw=$(printf '%s\n' "${walls[@]}" | median); mr=$(printf '%s\n' "${rss[@]}" | median)
     mpx=$(awk -v n="$n" -v w="$mw" 'BEGIN {printf "%.1f", n*n/1e6/w}')
-    wall_of[$t]=$mw
     per_mpx=$(awk -v b="$(stat -c %s "$d/out.h5")" -v n="$n" 'BEGIN {printf "%.2f", b/1e6/(n*n/1e6)}')
-    ratio=$(awk -v w="$mw" -v f="$mf" 'BEGIN {printf "%.2f", w/f}')
+    # The median of the rounds' own run / floor ratios.
+    ratio=$(for ((i = 0; i < ${#walls[@]}; i++)); do awk -v w="${walls[i]}" -v f="${floors[i]}" 'BEGIN {print w/f}'; done | median)
+    ratio=$(awk -v r="$ratio" 'BEGIN {printf "%.2f", r}')
     ((first)) || echo "," >> "$json.tmp"; first=0
     printf '{"size": %s, "threads": %s, "runs": %s, "wall_s": [%s], "median_wall_s": %s, "mpx_per_s": %s, "peak_rss_mb": [%s], "median_peak_rss_mb": %s, "output_mb_per_mpx": %s, "io_floor_s": [%s], "median_io_floor_s": %s, "run_over_floor": %s}' \
       "$n" "$t" "$runs" "$(IFS=,; echo "${walls[*]}")" "$mw" "$mpx" "$(IFS=,; echo "${rss[*]}")" "$mr" "$per_mpx" \
@@ -197,10 +204,14 @@ for n in $sizes; do
     while IFS= read -r line; do profiles+=("$line"); done < <(sed -n '/^time /p; /^profile/,$p' "$d/run-$t.txt")
     profiles+=('```')
   done
-  if [[ -n ${wall_of[1]:-} && -n ${wall_of[2]:-} ]]; then
-    eff_lines+=("- $n x $n: parallel efficiency 1 -> 2 threads = T1 / (2 T2) = ${wall_of[1]} / (2 x ${wall_of[2]}) = $(awk -v a="${wall_of[1]}" -v b="${wall_of[2]}" 'BEGIN {printf "%.0f%%", 100*a/(2*b)}')")
+  if [[ -n ${walls_of[1]:-} && -n ${walls_of[2]:-} ]]; then
+    read -ra w1 <<<"${walls_of[1]}"; read -ra w2 <<<"${walls_of[2]}"
+    m1=$(printf '%s\n' "${w1[@]}" | median); m2=$(printf '%s\n' "${w2[@]}" | median)
+    rounds=$(for ((i = 0; i < ${#w1[@]}; i++)); do awk -v a="${w1[i]}" -v b="${w2[i]}" 'BEGIN {printf "%.0f%%\n", 100*a/(2*b)}'; done)
+    eff=$(printf '%s\n' $rounds | tr -d % | median)
+    eff_lines+=("- $n x $n: parallel efficiency 1 -> 2 threads = T1 / (2 T2) = $m1 / (2 x $m2) = $(awk -v a="$m1" -v b="$m2" 'BEGIN {printf "%.0f%%", 100*a/(2*b)}') (medians); round by round $(echo $rounds | sed 's/ /, /g'), median $(awk -v e="$eff" 'BEGIN {printf "%.0f%%", e}')")
   fi
-  unset wall_of
+  unset floors_of walls_of rss_of
 done
 { echo; printf '%s\n' "${eff_lines[@]}"; printf '%s\n' "${profiles[@]}"; } >> "$md.tmp"
 echo "]" >> "$json.tmp"
