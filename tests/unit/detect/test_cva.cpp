@@ -1,14 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "aftermath/core/error.hpp"
 #include "aftermath/detect/detector.hpp"
 #include "aftermath/radiometry/normalisation.hpp"
 #include "synthetic.hpp"
+#include "threads.hpp"
 
 namespace aftermath {
 namespace {
@@ -33,6 +33,20 @@ Scene make_scene(double gain, double offset) {
   s.bands.post = s.pair.post;
   s.bands.valid = cv::Mat(s.pair.pre[0].size(), CV_8U, cv::Scalar(255));
   return s;
+}
+
+/// The rows above `row` and the rows from `row` on, as two samples.
+std::pair<BandPair, BandPair> split_at_row(const BandPair& p, int row) {
+  BandPair top, bottom;
+  for (std::size_t b = 0; b < p.pre.size(); ++b) {
+    top.pre.push_back(p.pre[b].rowRange(0, row));
+    top.post.push_back(p.post[b].rowRange(0, row));
+    bottom.pre.push_back(p.pre[b].rowRange(row, p.pre[b].rows));
+    bottom.post.push_back(p.post[b].rowRange(row, p.post[b].rows));
+  }
+  top.valid = p.valid.rowRange(0, row);
+  bottom.valid = p.valid.rowRange(row, p.valid.rows);
+  return {top, bottom};
 }
 
 /// Mean score inside destroyed and intact buildings, and the fraction >= 0.5 outside buildings.
@@ -135,15 +149,7 @@ TEST(Cva, SeveralSamplesFitLikeTheirUnion) {
   auto whole = make_detector(sigma3());
   whole->fit({s.bands});
   auto split = make_detector(sigma3());
-  BandPair top, bottom;
-  for (std::size_t b = 0; b < s.bands.pre.size(); ++b) {
-    top.pre.push_back(s.bands.pre[b].rowRange(0, 200));
-    top.post.push_back(s.bands.post[b].rowRange(0, 200));
-    bottom.pre.push_back(s.bands.pre[b].rowRange(200, 512));
-    bottom.post.push_back(s.bands.post[b].rowRange(200, 512));
-  }
-  top.valid = s.bands.valid.rowRange(0, 200);
-  bottom.valid = s.bands.valid.rowRange(200, 512);
+  const auto [top, bottom] = split_at_row(s.bands, 200);
   split->fit({top, bottom});
   EXPECT_EQ(cv::norm(whole->score(s.bands), split->score(s.bands), cv::NORM_INF), 0.0);
 }
@@ -153,20 +159,7 @@ TEST(Cva, SeveralSamplesFitLikeTheirUnion) {
 // an ensemble passing the ForEach on.
 TEST(Cva, FitOnThreadsEqualsTheSerialFit) {
   Scene s = make_scene(1.2, 30.0);
-  BandPair top, bottom;
-  for (std::size_t b = 0; b < s.bands.pre.size(); ++b) {
-    top.pre.push_back(s.bands.pre[b].rowRange(0, 200));
-    top.post.push_back(s.bands.post[b].rowRange(0, 200));
-    bottom.pre.push_back(s.bands.pre[b].rowRange(200, 512));
-    bottom.post.push_back(s.bands.post[b].rowRange(200, 512));
-  }
-  top.valid = s.bands.valid.rowRange(0, 200);
-  bottom.valid = s.bands.valid.rowRange(200, 512);
-  const ForEach on_threads = [](std::size_t n, const std::function<void(std::size_t)>& body) {
-    std::vector<std::thread> threads;
-    for (std::size_t i = n; i-- > 0;) threads.emplace_back(body, i);
-    for (auto& t : threads) t.join();
-  };
+  const auto [top, bottom] = split_at_row(s.bands, 200);
   for (const char* method : {"cva", "log-ratio", "ensemble"}) {
     for (const int radius : {0, 1}) {
       DetectConfig c = sigma3();
@@ -178,7 +171,7 @@ TEST(Cva, FitOnThreadsEqualsTheSerialFit) {
       auto serial = make_detector(c);
       serial->fit({top, bottom});
       auto parallel = make_detector(c);
-      parallel->fit({top, bottom}, on_threads);
+      parallel->fit({top, bottom}, test::for_each_on_threads);
       EXPECT_EQ(cv::norm(serial->score(s.bands), parallel->score(s.bands), cv::NORM_INF), 0.0)
           << method << " radius " << radius;
     }

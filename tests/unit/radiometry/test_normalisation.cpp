@@ -1,17 +1,24 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <functional>
-#include <thread>
 #include <vector>
 
 #include "aftermath/radiometry/normalisation.hpp"
 #include "synthetic.hpp"
+#include "threads.hpp"
 
 namespace aftermath {
 namespace {
 
 cv::Mat all_valid(cv::Size s) { return cv::Mat(s, CV_8U, cv::Scalar(255)); }
+
+/// 30% of the buildings destroyed and post = 1.3 pre + 10 (the synthetic defaults otherwise).
+test::SyntheticPair changed_pair() {
+  test::SyntheticOptions o;
+  o.gain = 1.3;
+  o.offset = 10.0;
+  return test::make_synthetic_pair(o);
+}
 
 TEST(RobustLinear, MapsGainAndOffsetBack) {
   test::SyntheticOptions o;
@@ -48,15 +55,7 @@ TEST(RobustLinear, MapsGainAndOffsetBack) {
 TEST(RobustLinear, ChangedContentDoesNotBiasTheFit) {
   // 30% of the buildings destroyed: a plain median/MAD match is off by ~2% in gain (bright roofs
   // then differ by ~3 DN); the refinement on unchanged pixels removes that.
-  test::SyntheticOptions o;
-  o.width = 512;
-  o.height = 512;
-  o.buildings = 40;
-  o.destroyed_fraction = 0.3;
-  o.noise = 1.0;
-  o.gain = 1.3;
-  o.offset = 10.0;
-  const auto pair = test::make_synthetic_pair(o);
+  const auto pair = changed_pair();
   const LinearNormalisation n = fit_robust_linear(pair.pre, pair.post, all_valid(pair.pre[0].size()));
   for (std::size_t b = 0; b < 3; ++b) {
     EXPECT_NEAR(n.gain[b] * 1.3, 1.0, 0.005) << "band " << b;
@@ -71,15 +70,7 @@ TEST(RobustLinear, ChangedContentDoesNotBiasTheFit) {
 // reverse order) give the serial fit's values exactly: on windows of a larger image (rows not
 // contiguous, pieces crossing rows), with invalid and non-finite pixels and changed content.
 TEST(RobustLinear, FitOnThreadsEqualsTheSerialFit) {
-  test::SyntheticOptions o;
-  o.width = 512;
-  o.height = 512;
-  o.buildings = 40;
-  o.destroyed_fraction = 0.3;
-  o.noise = 1.0;
-  o.gain = 1.3;
-  o.offset = 10.0;
-  auto pair = test::make_synthetic_pair(o);
+  auto pair = changed_pair();
   const cv::Rect roi(3, 5, 301, 407);  // 122 507 px: eight pieces, most starting mid-row
   std::vector<cv::Mat> pre, post;
   for (std::size_t b = 0; b < pair.pre.size(); ++b) {
@@ -89,13 +80,9 @@ TEST(RobustLinear, FitOnThreadsEqualsTheSerialFit) {
   cv::Mat valid = all_valid(pair.pre[0].size())(roi);
   valid(cv::Rect(0, 0, 40, 40)).setTo(0);
   post[1].at<float>(100, 100) = std::nanf("");
-  const ForEach on_threads = [](std::size_t n, const std::function<void(std::size_t)>& body) {
-    std::vector<std::thread> threads;
-    for (std::size_t i = n; i-- > 0;) threads.emplace_back(body, i);
-    for (auto& t : threads) t.join();
-  };
   const LinearNormalisation serial = fit_robust_linear(pre, post, valid);
-  const LinearNormalisation parallel = fit_robust_linear(pre, post, valid, on_threads);
+  const LinearNormalisation parallel =
+      fit_robust_linear(pre, post, valid, test::for_each_on_threads);
   ASSERT_EQ(serial.gain.size(), 3u);
   EXPECT_EQ(parallel.gain, serial.gain);
   EXPECT_EQ(parallel.offset, serial.offset);
