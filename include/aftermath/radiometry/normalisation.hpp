@@ -26,8 +26,8 @@ struct LinearNormalisation {
 /// Per band gain = MAD(pre) / MAD(post), offset = median(pre) - gain * median(post) (exact
 /// medians). Changed pixels would bias that match, so it is refined (up to 3 rounds) on the
 /// pixels whose normalised residual is within 3 robust sigmas of its median in every band.
-/// The bands' statistics are computed through `for_each` (one body per band); the result does
-/// not depend on it.
+/// The bands' statistics (one body per band) and the per-pixel passes over all bands (one body
+/// per piece of 16,384 pixels) run through `for_each`; the result does not depend on it.
 LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
                                       const std::vector<cv::Mat>& post, const cv::Mat& valid,
                                       const ForEach& for_each = for_each_serial);
