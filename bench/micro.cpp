@@ -1,6 +1,8 @@
 // Kernel micro-benchmarks: one window or one tile each, on synthetic data.
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
+#include <memory>
 #include <opencv2/imgproc.hpp>
 
 #include "aftermath/align/registration.hpp"
@@ -171,6 +173,38 @@ void BM_EncodeMaskChunk(benchmark::State& state) {
   state.counters["changed"] = cv::countNonZero(mask == 1) / (512.0 * 512);
 }
 BENCHMARK(BM_EncodeMaskChunk)->Arg(1)->Arg(2)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
+
+// Writing one encoded chunk with the run's writer: the change_score's 512^2 uint16 codes
+// (unfiltered, 512 KB) through H5Dwrite_chunk into a new 8192^2 file, chunk after chunk (the
+// early write-back included; a new file, untimed, every 256 chunks; never committed).
+void BM_WriteChunk(benchmark::State& state) {
+  constexpr int kChunk = 512;
+  synth::SceneSpec spec;
+  spec.width = spec.height = 8192;
+  const Grid grid = synth::scene_grid(spec);
+  const TileGrid tiles(grid.width, grid.height, kChunk, 0);
+  const std::vector<LayerSpec> layers = {
+      {"change_score", LayerType::uint16, 65535, "", "1", {}, {}, 1.0 / 65536, 0}};
+  cv::Mat codes(kChunk, kChunk, CV_16U);
+  cv::randu(codes, 0, 65535);
+  const EncodedChunk chunk = encode_chunk(layers[0], codes, kChunk, 0);
+  const std::string path =
+      (std::filesystem::temp_directory_path() / "aftermath-bench-write-chunk.h5").string();
+  auto writer = std::make_unique<Hdf5Writer>(path, grid, kChunk, layers, 4);
+  int next = 0;
+  for (auto _ : state) {
+    if (next == tiles.count()) {
+      state.PauseTiming();
+      writer =
+          std::make_unique<Hdf5Writer>(path, grid, kChunk, layers, 4);  // the old one is removed
+      next = 0;
+      state.ResumeTiming();
+    }
+    writer->write_chunk(0, tiles.tile(next++), chunk);
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(chunk.bytes.size()));
+}
+BENCHMARK(BM_WriteChunk)->Unit(benchmark::kMillisecond);
 
 // The estimate stage's samples: 25 windows' centres of 128 x 128 px, 4 bands, as one row per
 // band; post resampled at a sub-pixel shift (values no longer integers), with a gain and offset
