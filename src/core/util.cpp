@@ -159,7 +159,7 @@ double median_of(std::vector<double>& v) {
       if (n % 2 == 1) return r->value;
       if (r->previous) return 0.5 * (*r->previous + r->value);
       // Rank mid is the first value left by the narrowing: rank mid - 1 is the largest value
-      // below it, unless `upper` itself also holds that rank.
+      // below it, unless that value also holds rank mid - 1 (a tie across the two ranks).
       std::size_t below = 0;
       double lower = -std::numeric_limits<double>::infinity();
       for (const double x : v) {
