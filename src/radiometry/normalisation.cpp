@@ -80,17 +80,33 @@ void for_row_pieces(int cols, std::int64_t begin, std::int64_t end, Body&& body)
   }
 }
 
-/// Runs body(r, c0, c1) over every pixel of a rows x cols grid, in pieces side by side
-/// (`for_each`), and returns the sum of what the bodies return (a count: exact in any order).
-template <class Body>
-std::int64_t count_in_pieces(int rows, int cols, const ForEach& for_each, Body&& body) {
-  const std::int64_t total = static_cast<std::int64_t>(rows) * cols;
+/// Sets to 255 the pixels of `to` (CV_8U, zero, the size of `from`) that are nonzero in `from`
+/// and where pass(k, r, c) holds for every band k < bands; returns how many. Runs in pieces of
+/// kPiecePx pixels side by side (`for_each`); each piece writes its own pixels and counts its
+/// own, so the mask and the count are exact in any order.
+template <class Pass>
+std::int64_t mark_where_every_band(const cv::Mat& from, cv::Mat& to, std::size_t bands,
+                                   const ForEach& for_each, Pass&& pass) {
+  const std::int64_t total = static_cast<std::int64_t>(from.rows) * from.cols;
   const auto pieces = static_cast<std::size_t>((total + kPiecePx - 1) / kPiecePx);
   std::vector<std::int64_t> counts(pieces, 0);
   for_each(pieces, [&](std::size_t i) {
     const std::int64_t begin = static_cast<std::int64_t>(i) * kPiecePx;
-    for_row_pieces(cols, begin, std::min(total, begin + kPiecePx),
-                   [&](int r, int c0, int c1) { counts[i] += body(r, c0, c1); });
+    std::int64_t count = 0;  // local: the pieces' counts share cache lines
+    for_row_pieces(from.cols, begin, std::min(total, begin + kPiecePx), [&](int r, int c0, int c1) {
+      const auto* f = from.ptr<std::uint8_t>(r);
+      auto* t = to.ptr<std::uint8_t>(r);
+      for (int c = c0; c < c1; ++c) {
+        if (f[c] == 0) continue;
+        bool in = true;
+        for (std::size_t k = 0; k < bands && in; ++k) in = pass(k, r, c);
+        if (in) {
+          t[c] = 255;
+          ++count;
+        }
+      }
+    });
+    counts[i] = count;
   });
   std::int64_t sum = 0;
   for (const std::int64_t c : counts) sum += c;
@@ -122,22 +138,8 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
   // run band by band side by side.)
   cv::Mat usable(valid.size(), CV_8U, cv::Scalar(0));
   const std::int64_t usable_count =
-      count_in_pieces(valid.rows, valid.cols, for_each, [&](int r, int c0, int c1) {
-        const auto* v = valid.ptr<std::uint8_t>(r);
-        auto* u = usable.ptr<std::uint8_t>(r);
-        std::int64_t count = 0;
-        for (int c = c0; c < c1; ++c) {
-          if (v[c] == 0) continue;
-          bool ok = true;
-          for (std::size_t k = 0; k < bands && ok; ++k) {
-            ok = std::isfinite(pre[k].ptr<float>(r)[c]) && std::isfinite(post[k].ptr<float>(r)[c]);
-          }
-          if (ok) {
-            u[c] = 255;
-            ++count;
-          }
-        }
-        return count;
+      mark_where_every_band(valid, usable, bands, for_each, [&](std::size_t k, int r, int c) {
+        return std::isfinite(pre[k].ptr<float>(r)[c]) && std::isfinite(post[k].ptr<float>(r)[c]);
       });
   if (usable_count == 0) return n;  // no valid pixel: identity
 
@@ -189,24 +191,10 @@ LinearNormalisation fit_robust_linear(const std::vector<cv::Mat>& pre,
     });
     cv::Mat next(valid.size(), CV_8U, cv::Scalar(0));
     const std::int64_t kept =
-        count_in_pieces(usable.rows, usable.cols, for_each, [&](int r, int c0, int c1) {
-          const auto* u = usable.ptr<std::uint8_t>(r);
-          auto* x = next.ptr<std::uint8_t>(r);
-          std::int64_t count = 0;
-          for (int c = c0; c < c1; ++c) {
-            if (u[c] == 0) continue;
-            bool in = true;
-            for (std::size_t k = 0; k < bands && in; ++k) {
-              const double res =
-                  n.gain[k] * post[k].ptr<float>(r)[c] + n.offset[k] - pre[k].ptr<float>(r)[c];
-              in = std::abs(res - med[k]) <= kKeepSigmas * sigma[k];
-            }
-            if (in) {
-              x[c] = 255;
-              ++count;
-            }
-          }
-          return count;
+        mark_where_every_band(usable, next, bands, for_each, [&](std::size_t k, int r, int c) {
+          const double res =
+              n.gain[k] * post[k].ptr<float>(r)[c] + n.offset[k] - pre[k].ptr<float>(r)[c];
+          return std::abs(res - med[k]) <= kKeepSigmas * sigma[k];
         });
     if (kept < min_keep) break;  // too few "unchanged" pixels to trust: keep the current fit
     if (cv::countNonZero(next != keep) == 0) break;
