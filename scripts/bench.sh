@@ -8,7 +8,7 @@
 # is removed first, untimed): replacing a 150 MB file costs ~0.1 s of unlinking on some file
 # systems, which is not the job's work.
 # Usage: scripts/bench.sh [--sizes "4096 8192"] [--runs 3] [--threads "1 2"] [--data DIR] [--rescore-only]
-#        [--align-only] [--mpi] [--footprints-scale [N]]
+#        [--align-only] [--mpi] [--footprints-scale [N]] [--compare]
 # Results: bench/results/run.json and bench/results/run.md; --align-only: bench/results/align.md
 # (`aftermath align` estimation only: Mpx of overlap per second and peak RSS per size).
 # --mpi: one process x 2 threads against `mpirun --bind-to none -np 2` x 1 thread per rank on the
@@ -16,9 +16,14 @@
 # --footprints-scale: the 16384 pair with N (default 1,000,000) building polygons on a lattice
 # (aftermath-synth --lattice-footprints) against the same run without footprints, side by side:
 # bench/results/footprints.md.
+# --compare: `aftermath run` side by side with the tools issue 11 quotes, round by round on the
+# same pair (default size 8192), 2 threads each: reading one scene through plain GDAL, gdalwarp
+# (cubic), a straightforward NumPy/OpenCV-Python pipeline (bench/baseline_pipeline.py) and Orfeo
+# ToolBox's MAD change detector; installs python3-opencv, python3-h5py and otb-bin if missing.
+# Results: bench/results/compare.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; mpi_only=0; fp_scale=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
+sizes="4096 8192"; runs=3; rescore_only=0; align_only=0; mpi_only=0; compare_only=0; fp_scale=0; threads="1 2"; data=${AFTERMATH_BENCH_DATA:-/tmp/aftermath-bench}
 while (($#)); do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -28,8 +33,9 @@ while (($#)); do
     --rescore-only) rescore_only=1; shift ;;
     --align-only) align_only=1; shift ;;
     --mpi) mpi_only=1; shift ;;
+    --compare) compare_only=1; shift ;;
     --footprints-scale) fp_scale=1000000; shift; if [[ ${1:-} =~ ^[0-9]+$ ]]; then fp_scale=$1; shift; fi ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -85,6 +91,99 @@ if ((fp_scale)); then
         "$(printf '%s\n' ${R[$mode]} | median)" "${S[$mode]}"
     done; } > "$fmd"
   cat "$fmd"
+  exit 0
+fi
+if ((compare_only)); then
+  # Each round runs every tool once on the same pair (the machine's drift hits them alike); the
+  # speed-up is the median of the rounds' own ratios. Mpx/s counts the analysis grid (one scene's
+  # pixels) for every tool; the GDAL read reads one scene, gdalwarp resamples one.
+  [[ $sizes == "4096 8192" ]] && sizes=8192
+  missing=()
+  /usr/bin/python3 -c 'import cv2, h5py, numpy; from osgeo import gdal' 2>/dev/null ||
+    missing+=(python3-opencv python3-h5py python3-numpy python3-gdal)
+  command -v otbcli_MultivariateAlterationDetector >/dev/null || missing+=(otb-bin)
+  if ((${#missing[@]})); then
+    sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+    echo "bench: installing ${missing[*]}" >&2
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null ||
+      { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; }
+  fi
+  cmd="$here/bench/results/compare.md"
+  tools=(aftermath floor gdal_read gdalwarp numpy otb)
+  declare -A label=(
+    [aftermath]="\`aftermath run\` (align, score, classify every building, write HDF5)"
+    [floor]="I/O floor (aftermath's reader and writer, no computation; its own timer)"
+    [gdal_read]="plain GDAL: read one scene (every block, both cores; its own timer)"
+    [gdalwarp]="\`gdalwarp -r cubic -multi -wo NUM_THREADS=2\`, one scene, sub-pixel shift"
+    [numpy]="NumPy/OpenCV-Python pipeline (bench/baseline_pipeline.py)"
+    [otb]="Orfeo ToolBox MAD (\`otbcli_MultivariateAlterationDetector\`, float output)")
+  declare -A issue=([aftermath]="at least 20" [floor]="" [gdal_read]="~115" [gdalwarp]="~20"
+    [numpy]="~4 (3 GB)" [otb]="3-4 (2 GB)")
+  for n in $sizes; do
+    d=$data/$n
+    ensure_pair "$n"
+    # gdalwarp's target: the scene's grid shifted by (0.3, -0.3) px, so every pixel is resampled.
+    read -r -a te <<<"$(/usr/bin/python3 -c '
+import sys
+from osgeo import gdal
+ds = gdal.Open(sys.argv[1]); g = ds.GetGeoTransform(); w, h = ds.RasterXSize, ds.RasterYSize
+x0 = g[0] + 0.3 * g[1]; y1 = g[3] - 0.3 * g[5]
+print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
+    declare -A W=() R=() ratio=()
+    for ((i = 0; i < runs; i++)); do
+      declare -A w_round=()
+      for tool in "${tools[@]}"; do
+        rm -f "$d/cmp-out.h5" "$d/cmp-out.tif"
+        case $tool in
+          aftermath) c=("$build/aftermath" --log-level warn run --threads 2 --pre "$d/pre.tif" --post "$d/post.tif"
+                        --footprints "$d/buildings.geojson" --out "$d/cmp-out.h5") ;;
+          floor) c=("$build/bench/aftermath_io_floor" "$d/pre.tif" "$d/post.tif" "$d/cmp-out.h5" 2) ;;
+          gdal_read) c=("$build/bench/aftermath_gdal_read" "$d/pre.tif" 2) ;;
+          gdalwarp) c=(gdalwarp -q -multi -wo NUM_THREADS=2 -r cubic -te "${te[@]:0:4}" -ts "${te[4]}" "${te[5]}"
+                       -co TILED=YES "$d/post.tif" "$d/cmp-out.tif") ;;
+          numpy) c=(/usr/bin/python3 "$here/bench/baseline_pipeline.py" "$d/pre.tif" "$d/post.tif"
+                    "$d/buildings.geojson" "$d/cmp-out.h5" 2) ;;
+          otb) c=(env ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=2 otbcli_MultivariateAlterationDetector
+                  -in1 "$d/pre.tif" -in2 "$d/post.tif" -out "$d/cmp-out.tif" float) ;;
+        esac
+        /usr/bin/time -v -o "$d/time-cmp.txt" "${c[@]}" >"$d/cmp-log.txt" 2>&1 ||
+          { echo "bench: $tool failed:" >&2; tail -5 "$d/cmp-log.txt" >&2; exit 1; }
+        w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time-cmp.txt")
+        # The floor and the GDAL read time themselves (no process start, no GDAL driver
+        # registration), as in the main bench: the stricter figures.
+        case $tool in
+          floor) w=$(sed -n 's/.*"total_s": \([0-9.]*\).*/\1/p' "$d/cmp-log.txt") ;;
+          gdal_read) w=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' "$d/cmp-log.txt") ;;
+        esac
+        r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-cmp.txt")
+        W[$tool]+="$w "; R[$tool]+="$r "; w_round[$tool]=$w
+        echo "bench: compare $n px, round $((i + 1)): $tool ${w}s, ${r} MB" >&2
+      done
+      for tool in "${tools[@]}"; do
+        ratio[$tool]+="$(awk -v a="${w_round[aftermath]}" -v b="${w_round[$tool]}" 'BEGIN {print b / a}') "
+      done
+      unset w_round
+    done
+    rm -f "$d/cmp-out.h5" "$d/cmp-out.tif" "$d/cmp-log.txt"
+    gdal_mw=$(printf '%s\n' ${W[gdal_read]} | median)
+    factor=$(awk -v n="$n" -v w="$gdal_mw" 'BEGIN {printf "%.2f", n*n/1e6/w/115}')
+    { echo "$n x $n, 4-band uint16 pair (aftermath-synth), 2 threads each, $runs rounds (each round runs every tool once)."
+      echo
+      echo "| tool | median wall s | Mpx/s | median peak RSS MB | issue 11's figure on its machine, Mpx/s | its wall / aftermath's (median of rounds) |"
+      echo "|---|---|---|---|---|---|"
+      for tool in "${tools[@]}"; do
+        mw=$(printf '%s\n' ${W[$tool]} | median); mr=$(printf '%s\n' ${R[$tool]} | median)
+        mq=$(printf '%s\n' ${ratio[$tool]} | median)
+        printf '| %s | %s | %.1f | %.0f | %s | %.2f |\n' "${label[$tool]}" "$mw" \
+          "$(awk -v n="$n" -v w="$mw" 'BEGIN {print n*n/1e6/w}')" "$mr" "${issue[$tool]}" "$mq"
+      done
+      echo
+      echo "This machine reads a scene through plain GDAL at $factor x the issue's reference machine"
+      echo "(~115 Mpx/s there); at that factor, 20 Mpx/s there is about $(awk -v f="$factor" 'BEGIN {printf "%.1f", 20*f}') Mpx/s here."
+      echo "Load average before the runs: $load_before"; } > "$cmd.tmp"
+    mv "$cmd.tmp" "$cmd"
+    cat "$cmd"
+  done
   exit 0
 fi
 if ((mpi_only)); then
