@@ -7,6 +7,7 @@
 //
 // Usage: aftermath_gdal_read RASTER [threads (default 2)]
 #include <cpl_conv.h>
+#include <cpl_error.h>
 #include <gdal.h>
 
 #include <algorithm>
@@ -30,9 +31,11 @@ int main(int argc, char** argv) {
   // which the decoded blocks fill). The faster figure is the stricter reference.
   if (CPLGetConfigOption("GDAL_CACHEMAX", nullptr) == nullptr) GDALSetCacheMax64(16LL << 20);
   GDALAllRegister();
+  CPLSetErrorHandler(CPLQuietErrorHandler);  // the message goes into ours
   GDALDatasetH probe = GDALOpen(path.c_str(), GA_ReadOnly);
   if (!probe) {
-    std::fprintf(stderr, "gdal_read: %s: cannot be opened\n", path.c_str());
+    std::fprintf(stderr, "gdal_read: %s: cannot be opened (%s)\n", path.c_str(),
+                 CPLGetLastErrorMsg());
     return 1;
   }
   const int width = GDALGetRasterXSize(probe), height = GDALGetRasterYSize(probe);

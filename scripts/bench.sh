@@ -133,7 +133,10 @@ print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
     for ((i = 0; i < runs; i++)); do
       declare -A w_round=()
       for tool in "${tools[@]}"; do
+        # Untimed: the previous tool's output goes, and its dirty pages reach the disk first (OTB
+        # writes 1 GB at 8192^2), so each tool starts on a quiet page cache.
         rm -f "$d/cmp-out.h5" "$d/cmp-out.tif"
+        sync
         case $tool in
           aftermath) c=("$build/aftermath" --log-level warn run --threads 2 --pre "$d/pre.tif" --post "$d/post.tif"
                         --footprints "$d/buildings.geojson" --out "$d/cmp-out.h5") ;;
