@@ -183,7 +183,7 @@ print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
       echo
       echo "This machine reads a scene through plain GDAL at $factor x the issue's reference machine"
       echo "(~115 Mpx/s there); at that factor, 20 Mpx/s there is about $(awk -v f="$factor" 'BEGIN {printf "%.1f", 20*f}') Mpx/s here."
-      echo "Load average before the runs: $load_before"; } > "$cmd.tmp"
+      echo "Load average before the runs: $load_before; aftermath at $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")."; } > "$cmd.tmp"
     mv "$cmd.tmp" "$cmd"
     cat "$cmd"
   done
