@@ -119,6 +119,7 @@ if ((compare_only)); then
     [otb]="Orfeo ToolBox MAD (\`otbcli_MultivariateAlterationDetector\`, float output)")
   declare -A issue=([aftermath]="at least 20" [floor]="" [gdal_read]="~115" [gdalwarp]="~20"
     [numpy]="~4 (3 GB)" [otb]="3-4 (2 GB)")
+  : > "$cmd.tmp"
   for n in $sizes; do
     d=$data/$n
     ensure_pair "$n"
@@ -170,7 +171,8 @@ print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
     rm -f "$d/cmp-out.h5" "$d/cmp-out.tif" "$d/cmp-log.txt"
     gdal_mw=$(printf '%s\n' ${W[gdal_read]} | median)
     factor=$(awk -v n="$n" -v w="$gdal_mw" 'BEGIN {printf "%.2f", n*n/1e6/w/115}')
-    { echo "$n x $n, 4-band uint16 pair (aftermath-synth), 2 threads each, $runs rounds (each round runs every tool once)."
+    { [[ -s $cmd.tmp ]] && echo
+      echo "$n x $n, 4-band uint16 pair (aftermath-synth), 2 threads each, $runs rounds (each round runs every tool once)."
       echo
       echo "| tool | median wall s | Mpx/s | median peak RSS MB | issue 11's figure on its machine, Mpx/s | its wall / aftermath's (median of rounds) |"
       echo "|---|---|---|---|---|---|"
@@ -183,10 +185,10 @@ print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
       echo
       echo "This machine reads a scene through plain GDAL at $factor x the issue's reference machine"
       echo "(~115 Mpx/s there); at that factor, 20 Mpx/s there is about $(awk -v f="$factor" 'BEGIN {printf "%.1f", 20*f}') Mpx/s here."
-      echo "Load average before the runs: $load_before; aftermath at $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo "an unknown commit")."; } > "$cmd.tmp"
-    mv "$cmd.tmp" "$cmd"
-    cat "$cmd"
+      echo "Load average before the runs: $load_before; aftermath at $(git -C "$here" describe --always --dirty 2>/dev/null || echo "an unknown commit")."; } >> "$cmd.tmp"
   done
+  mv "$cmd.tmp" "$cmd"
+  cat "$cmd"
   exit 0
 fi
 if ((mpi_only)); then
