@@ -35,7 +35,7 @@ while (($#)); do
     --mpi) mpi_only=1; shift ;;
     --compare) compare_only=1; shift ;;
     --footprints-scale) fp_scale=1000000; shift; if [[ ${1:-} =~ ^[0-9]+$ ]]; then fp_scale=$1; shift; fi ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
