@@ -49,6 +49,9 @@ mkdir -p "$here/bench/results" "$data"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 json="$here/bench/results/run.json"; md="$here/bench/results/run.md"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# Wall seconds and peak RSS (MB) from a `/usr/bin/time -v` report.
+wall_s() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$1"; }
+peak_rss_mb() { awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$1"; }
 # The synthetic pair of size $1 in $data/$1, generated once.
 ensure_pair() {
   local d=$data/$1
@@ -77,8 +80,8 @@ if ((fp_scale)); then
       args=(); [[ $mode == lattice ]] && args=(--footprints "$fp")
       /usr/bin/time -v -o "$d/time-fp.txt" "$build/aftermath" --log-level warn run --overwrite --threads 2 \
         --pre "$d/pre.tif" --post "$d/post.tif" "${args[@]}" --out "$d/out-fp.h5" > "$d/run-fp.txt"
-      W[$mode]+="$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time-fp.txt") "
-      R[$mode]+="$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-fp.txt") "
+      W[$mode]+="$(wall_s "$d/time-fp.txt") "
+      R[$mode]+="$(peak_rss_mb "$d/time-fp.txt") "
       S[$mode]=$(sed -n 's/^time *[0-9.]* s (\(.*\));.*/\1/p' "$d/run-fp.txt")
       echo "bench: footprints $mode, run $((i + 1)): $(tail -1 "$d/run-fp.txt")" >&2
     done
@@ -152,14 +155,14 @@ print(x0, y1 + h * g[5], x0 + w * g[1], y1, w, h)' "$d/pre.tif")"
         esac
         /usr/bin/time -v -o "$d/time-cmp.txt" "${c[@]}" >"$d/cmp-log.txt" 2>&1 ||
           { echo "bench: $tool failed:" >&2; tail -5 "$d/cmp-log.txt" >&2; exit 1; }
-        w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time-cmp.txt")
+        w=$(wall_s "$d/time-cmp.txt")
         # The floor and the GDAL read time themselves (no process start, no GDAL driver
         # registration), as in the main bench: the stricter figures.
         case $tool in
           floor) w=$(sed -n 's/.*"total_s": \([0-9.]*\).*/\1/p' "$d/cmp-log.txt") ;;
           gdal_read) w=$(sed -n 's/.*"seconds": \([0-9.]*\).*/\1/p' "$d/cmp-log.txt") ;;
         esac
-        r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-cmp.txt")
+        r=$(peak_rss_mb "$d/time-cmp.txt")
         W[$tool]+="$w "; R[$tool]+="$r "; w_round[$tool]=$w
         echo "bench: compare $n px, round $((i + 1)): $tool ${w}s, ${r} MB" >&2
       done
@@ -242,7 +245,7 @@ if ((align_only)); then
         /usr/bin/time -v -o "$d/time-align.txt" "$build/aftermath" --log-level warn align --overwrite --threads "$t" \
           --pre "$d/pre.tif" --post "$d/post.tif" --out "$d/align.h5" > "$d/align.txt"
         e=$(sed -n 's/.*(estimate \([0-9.]*\) s.*/\1/p' "$d/align.txt")
-        r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time-align.txt")
+        r=$(peak_rss_mb "$d/time-align.txt")
         ests+=("$e"); rss+=("$r")
         echo "bench: align $n px, $t thread(s), run $((i + 1)): estimate ${e}s, ${r} MB" >&2
       done
@@ -281,8 +284,8 @@ for n in $sizes; do
       rm -f "$d/out.h5"
       /usr/bin/time -v -o "$d/time.txt" "$build/aftermath" --log-level warn run --threads "$t" --profile \
         --pre "$d/pre.tif" --post "$d/post.tif" --footprints "$d/buildings.geojson" --out "$d/out.h5" >"$d/run-$t.txt"
-      w=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$d/time.txt")
-      r=$(awk -F': ' '/Maximum resident set size/ {print $2/1024}' "$d/time.txt")
+      w=$(wall_s "$d/time.txt")
+      r=$(peak_rss_mb "$d/time.txt")
       floors_of[$t]+="$f "; walls_of[$t]+="$w "; rss_of[$t]+="$r "
       echo "bench: $n px, $t thread(s), round $((i + 1)): ${w}s, ${r} MB" >&2
     done
