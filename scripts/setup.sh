@@ -14,6 +14,7 @@ packages=(
   openmpi-bin libopenmpi-dev          # one scene over many nodes: ranks under mpirun/srun (AFTERMATH_MPI)
   libhdf5-openmpi-dev                 # parallel HDF5: all ranks write one file collectively
   libdeflate-dev                      # fast deflate for HDF5 chunks, compressed in parallel
+  zlib1g-dev                          # the damage mask's chunks: zlib's run-length deflate
   libssl-dev                          # SHA-256 of inputs (provenance, idempotence)
   libspdlog-dev libfmt-dev            # logging and formatting
   libyaml-cpp-dev                     # the YAML config

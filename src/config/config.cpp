@@ -429,7 +429,9 @@ const auto kKeys = std::to_array<KeySpec>({
         {.range = kFraction}),
     make_key<&C::output, &OutputConfig::deflate_level>(
         "output.deflate_level",
-        "deflate level of the mask, extra layers and tables; 0 = uncompressed", {.range = {0, 9}}),
+        "deflate level of the mask, extra layers and tables; 0 = uncompressed (the mask is "
+        "run-length deflated: any level above 0 gives the same bytes)",
+        {.range = {0, 9}}),
     make_key<&C::output, &OutputConfig::score_deflate_level>(
         "output.score_deflate_level",
         "deflate level of change_score; 0 = uncompressed (scores are noise-like: deflate saves "

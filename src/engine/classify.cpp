@@ -35,7 +35,10 @@ std::vector<LayerSpec> output_layers(const JobConfig& cfg) {
        "damage mask (score >= threshold, opened)",
        "",
        {0, 1, 255},
-       "unchanged changed invalid"},
+       "unchanged changed invalid",
+       0,
+       -1,
+       /*run_length=*/true},
   };
 }
 

@@ -19,10 +19,12 @@
 #include <hdf5.h>
 #include <libdeflate.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <array>
 #include <bit>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <set>
@@ -81,23 +83,24 @@ struct CompressorCache {
 /// Encoded uniform chunks by (element bytes, chunk size, level), a few per thread.
 class UniformChunkMemo {
  public:
-  const ByteBuffer* find(const std::uint8_t* element, std::size_t size, int chunk_size,
-                         int level) const {
+  const ByteBuffer* find(const std::uint8_t* element, std::size_t size, int chunk_size, int level,
+                         bool run_length) const {
     for (const Entry& e : entries_) {
       if (e.size == size && e.chunk_size == chunk_size && e.level == level &&
-          std::memcmp(e.element.data(), element, size) == 0) {
+          e.run_length == run_length && std::memcmp(e.element.data(), element, size) == 0) {
         return &e.bytes;
       }
     }
     return nullptr;
   }
   void add(const std::uint8_t* element, std::size_t size, int chunk_size, int level,
-           const ByteBuffer& bytes) {
+           bool run_length, const ByteBuffer& bytes) {
     Entry e;
     std::memcpy(e.element.data(), element, size);
     e.size = size;
     e.chunk_size = chunk_size;
     e.level = level;
+    e.run_length = run_length;
     e.bytes = bytes;
     if (entries_.size() < kEntries) {
       entries_.push_back(std::move(e));
@@ -114,11 +117,35 @@ class UniformChunkMemo {
     std::size_t size = 0;
     int chunk_size = 0;
     int level = 0;
+    bool run_length = false;
     ByteBuffer bytes;
   };
   std::vector<Entry> entries_;
   std::size_t next_ = 0;
 };
+
+/// `n` bytes deflated (zlib format) with zlib's run-length strategy (LayerSpec::run_length).
+/// zlib is deterministic for a given version, level and strategy, so equal chunks give equal bytes.
+ByteBuffer deflate_runs(const std::uint8_t* in, std::size_t n, int level) {
+  if (n > std::numeric_limits<uInt>::max()) {
+    throw Error(ErrorKind::internal, "encode_chunk: chunk too large for zlib");
+  }
+  z_stream z{};
+  if (deflateInit2(&z, level, Z_DEFLATED, 15, 8, Z_RLE) != Z_OK) {
+    throw Error(ErrorKind::internal, "encode_chunk: zlib initialisation failed");
+  }
+  ByteBuffer out(deflateBound(&z, static_cast<uLong>(n)));
+  z.next_in = const_cast<Bytef*>(in);  // zlib's API is not const-correct; the input is only read
+  z.avail_in = static_cast<uInt>(n);
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  const uLong size = z.total_out;
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw Error(ErrorKind::internal, "encode_chunk: compression failed");
+  out.resize(size);
+  return out;
+}
 
 }  // namespace
 
@@ -162,7 +189,7 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
   const bool uniform = std::memcmp(raw, raw + s, nbytes - s) == 0;
   thread_local UniformChunkMemo memo;
   if (uniform) {
-    if (const auto* hit = memo.find(raw, s, chunk_size, deflate_level)) {
+    if (const auto* hit = memo.find(raw, s, chunk_size, deflate_level, spec.run_length)) {
       out.bytes = *hit;
       return out;
     }
@@ -179,14 +206,19 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
     }
     input = shuffled.data();
   }
-  thread_local CompressorCache cache;
-  libdeflate_compressor* c = cache.get(deflate_level);
-  out.bytes.resize(libdeflate_zlib_compress_bound(c, nbytes));
-  const std::size_t size = libdeflate_zlib_compress(c, input, nbytes, out.bytes.data(), out.bytes.size());
-  if (size == 0) throw Error(ErrorKind::internal, "encode_chunk: compression failed");
-  out.bytes.resize(size);
+  if (spec.run_length) {
+    out.bytes = deflate_runs(input, nbytes, deflate_level);
+  } else {
+    thread_local CompressorCache cache;
+    libdeflate_compressor* c = cache.get(deflate_level);
+    out.bytes.resize(libdeflate_zlib_compress_bound(c, nbytes));
+    const std::size_t size =
+        libdeflate_zlib_compress(c, input, nbytes, out.bytes.data(), out.bytes.size());
+    if (size == 0) throw Error(ErrorKind::internal, "encode_chunk: compression failed");
+    out.bytes.resize(size);
+  }
   out.bytes.shrink_to_fit();
-  if (uniform) memo.add(raw, s, chunk_size, deflate_level, out.bytes);
+  if (uniform) memo.add(raw, s, chunk_size, deflate_level, spec.run_length, out.bytes);
   return out;
 }
 

@@ -344,6 +344,59 @@ TEST(Hdf5EncodeChunk, UniformChunksReuseTheirEncodingExactly) {
   for (float x : decode_float_chunk(encode_chunk(spec, other, chunk, 4), n)) ASSERT_EQ(x, -1.0f);
 }
 
+// A run-length layer (the damage mask) is deflated by zlib's Z_RLE strategy: it must inflate to
+// the padded chunk, give the same bytes on any thread, and keep its own uniform-chunk entries
+// apart from a plain layer's. (Its size is not a property: these rectangles repeat whole rows,
+// which libdeflate's matches at any distance store better; real masks do not.)
+TEST(Hdf5EncodeChunk, RunLengthLayersInflateToTheChunk) {
+  LayerSpec plain;
+  plain.type = LayerType::uint8;
+  plain.fill_value = 255;
+  LayerSpec runs = plain;
+  runs.run_length = true;
+  const int chunk = 128;
+  const std::size_t n = std::size_t(chunk) * chunk;
+  cv::Mat mask(chunk, chunk - 5, CV_8U, cv::Scalar(0));  // a partial core: padded with 255
+  for (int k = 0; k < 40; ++k) {
+    const int x = (k * 37) % (chunk - 20), y = (k * 53) % (chunk - 12);
+    mask(cv::Rect(x, y, 12 + k % 7, 6 + k % 5)).setTo(1);
+  }
+  auto inflate = [&](const EncodedChunk& e) {
+    std::vector<std::uint8_t> out(n);
+    libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+    std::size_t got = 0;
+    const auto rc =
+        libdeflate_zlib_decompress(d, e.bytes.data(), e.bytes.size(), out.data(), n, &got);
+    libdeflate_free_decompressor(d);
+    EXPECT_EQ(rc, LIBDEFLATE_SUCCESS);
+    EXPECT_EQ(got, n);
+    return out;
+  };
+  const EncodedChunk rle = encode_chunk(runs, mask, chunk, 4);
+  const std::vector<std::uint8_t> v = inflate(rle);
+  for (int y = 0; y < chunk; ++y) {
+    for (int x = 0; x < chunk; ++x) {
+      const std::uint8_t want = x < mask.cols ? mask.at<std::uint8_t>(y, x) : 255;
+      ASSERT_EQ(v[std::size_t(y) * chunk + x], want) << x << "," << y;
+    }
+  }
+  EXPECT_EQ(inflate(encode_chunk(plain, mask, chunk, 4)), v);
+  EncodedChunk other_thread;
+  std::thread([&] { other_thread = encode_chunk(runs, mask, chunk, 4); }).join();
+  EXPECT_EQ(other_thread.bytes, rle.bytes);
+
+  // Uniform chunks: each kind of layer is served its own encoding.
+  const cv::Mat zeros(chunk, chunk, CV_8U, cv::Scalar(0));
+  EncodedChunk fresh_runs, fresh_plain;
+  std::thread([&] {
+    fresh_runs = encode_chunk(runs, zeros, chunk, 4);
+    fresh_plain = encode_chunk(plain, zeros, chunk, 4);
+  }).join();
+  EXPECT_EQ(encode_chunk(runs, zeros, chunk, 4).bytes, fresh_runs.bytes);
+  EXPECT_EQ(encode_chunk(plain, zeros, chunk, 4).bytes, fresh_plain.bytes);
+  EXPECT_EQ(encode_chunk(runs, zeros, chunk, 4).bytes, fresh_runs.bytes);
+}
+
 TEST(Hdf5EncodeChunk, RejectsWrongTypeAndOversizedCore) {
   LayerSpec spec;
   spec.name = "l";
