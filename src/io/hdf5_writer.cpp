@@ -80,7 +80,7 @@ struct CompressorCache {
   }
 };
 
-/// Encoded uniform chunks by (element bytes, chunk size, level), a few per thread.
+/// Encoded uniform chunks by (element bytes, chunk size, level, encoder), a few per thread.
 class UniformChunkMemo {
  public:
   const ByteBuffer* find(const std::uint8_t* element, std::size_t size, int chunk_size, int level,
@@ -135,6 +135,10 @@ ByteBuffer deflate_runs(const std::uint8_t* in, std::size_t n, int level) {
     throw Error(ErrorKind::internal, "encode_chunk: zlib initialisation failed");
   }
   ByteBuffer out(deflateBound(&z, static_cast<uLong>(n)));
+  if (out.size() > std::numeric_limits<uInt>::max()) {
+    deflateEnd(&z);
+    throw Error(ErrorKind::internal, "encode_chunk: chunk too large for zlib");
+  }
   z.next_in = const_cast<Bytef*>(in);  // zlib's API is not const-correct; the input is only read
   z.avail_in = static_cast<uInt>(n);
   z.next_out = out.data();
@@ -184,7 +188,7 @@ EncodedChunk encode_chunk(const LayerSpec& spec, const cv::Mat& core, int chunk_
   const auto* raw = padded_bytes.data();
   // A chunk of one value repeated (a translation model's misregistration, a mask with no change,
   // nodata) deflates to the same bytes every time, and is common: such chunks are encoded once
-  // per thread and copied after. libdeflate is deterministic, so the bytes are those the
+  // per thread and copied after. libdeflate and zlib are deterministic, so the bytes are those the
   // encoding below gives. Periodic with period s = every element equals the first.
   const bool uniform = std::memcmp(raw, raw + s, nbytes - s) == 0;
   thread_local UniformChunkMemo memo;
