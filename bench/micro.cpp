@@ -157,7 +157,8 @@ void BM_EncodeChunk(benchmark::State& state) {
 }
 BENCHMARK(BM_EncodeChunk)->Arg(1)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
 
-// The damage mask's chunk (uint8 0/1, shuffle + DEFLATE at the level given): the layer that
+// The damage mask's chunk (uint8 0/1, shuffle + DEFLATE at the level given; the second argument
+// 1 = zlib's run-length strategy, as the run encodes it, 0 = libdeflate): the layer that
 // `output.deflate_level` costs most for.
 void BM_EncodeMaskChunk(benchmark::State& state) {
   BandPair p = tile_pair(512);
@@ -165,6 +166,7 @@ void BM_EncodeMaskChunk(benchmark::State& state) {
   det->fit({p});
   const cv::Mat mask = damage_mask(det->score(p), p.valid, 0.5, 1);
   LayerSpec spec{"damage_mask", LayerType::uint8, 255.0, "", "", {0, 1, 255}, ""};
+  spec.run_length = state.range(1) != 0;
   const int level = static_cast<int>(state.range(0));
   std::size_t bytes = 0;
   for (auto _ : state) bytes = encode_chunk(spec, mask, 512, level).bytes.size();
@@ -172,7 +174,13 @@ void BM_EncodeMaskChunk(benchmark::State& state) {
   state.counters["ratio"] = 512.0 * 512 / static_cast<double>(bytes);
   state.counters["changed"] = cv::countNonZero(mask == 1) / (512.0 * 512);
 }
-BENCHMARK(BM_EncodeMaskChunk)->Arg(1)->Arg(2)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EncodeMaskChunk)
+    ->Args({4, 1})
+    ->Args({1, 0})
+    ->Args({2, 0})
+    ->Args({4, 0})
+    ->Args({6, 0})
+    ->Unit(benchmark::kMillisecond);
 
 // Writing one encoded chunk with the run's writer: the change_score's 512^2 uint16 codes
 // (unfiltered, 512 KB) through H5Dwrite_chunk into a new 8192^2 file, chunk after chunk (the
