@@ -36,8 +36,8 @@ std::vector<LayerSpec> output_layers(const JobConfig& cfg) {
        "",
        {0, 1, 255},
        "unchanged changed invalid",
-       0,
-       -1,
+       /*scale_factor=*/0,
+       /*deflate_level=*/-1,  // output.deflate_level
        /*run_length=*/true},
   };
 }

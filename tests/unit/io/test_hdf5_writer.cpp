@@ -288,16 +288,22 @@ TEST(Hdf5EncodeChunk, DeflatedIsZlibOfShuffledPaddedChunk) {
   }
 }
 
-/// Inflates and unshuffles an encoded float32 chunk of n elements.
-std::vector<float> decode_float_chunk(const EncodedChunk& e, std::size_t n) {
-  std::vector<std::uint8_t> shuffled(n * 4);
+/// Inflates an encoded chunk that holds `nbytes` bytes (still shuffled).
+std::vector<std::uint8_t> inflate_chunk(const EncodedChunk& e, std::size_t nbytes) {
+  std::vector<std::uint8_t> out(nbytes);
   libdeflate_decompressor* d = libdeflate_alloc_decompressor();
   std::size_t got = 0;
-  const auto rc = libdeflate_zlib_decompress(d, e.bytes.data(), e.bytes.size(), shuffled.data(),
-                                             shuffled.size(), &got);
+  const auto rc =
+      libdeflate_zlib_decompress(d, e.bytes.data(), e.bytes.size(), out.data(), nbytes, &got);
   libdeflate_free_decompressor(d);
   EXPECT_EQ(rc, LIBDEFLATE_SUCCESS);
-  EXPECT_EQ(got, n * 4);
+  EXPECT_EQ(got, nbytes);
+  return out;
+}
+
+/// Inflates and unshuffles an encoded float32 chunk of n elements.
+std::vector<float> decode_float_chunk(const EncodedChunk& e, std::size_t n) {
+  const std::vector<std::uint8_t> shuffled = inflate_chunk(e, n * 4);
   std::vector<std::uint8_t> raw(n * 4);
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t j = 0; j < 4; ++j) raw[i * 4 + j] = shuffled[j * n + i];
@@ -361,26 +367,15 @@ TEST(Hdf5EncodeChunk, RunLengthLayersInflateToTheChunk) {
     const int x = (k * 37) % (chunk - 20), y = (k * 53) % (chunk - 12);
     mask(cv::Rect(x, y, 12 + k % 7, 6 + k % 5)).setTo(1);
   }
-  auto inflate = [&](const EncodedChunk& e) {
-    std::vector<std::uint8_t> out(n);
-    libdeflate_decompressor* d = libdeflate_alloc_decompressor();
-    std::size_t got = 0;
-    const auto rc =
-        libdeflate_zlib_decompress(d, e.bytes.data(), e.bytes.size(), out.data(), n, &got);
-    libdeflate_free_decompressor(d);
-    EXPECT_EQ(rc, LIBDEFLATE_SUCCESS);
-    EXPECT_EQ(got, n);
-    return out;
-  };
   const EncodedChunk rle = encode_chunk(runs, mask, chunk, 4);
-  const std::vector<std::uint8_t> v = inflate(rle);
+  const std::vector<std::uint8_t> v = inflate_chunk(rle, n);
   for (int y = 0; y < chunk; ++y) {
     for (int x = 0; x < chunk; ++x) {
       const std::uint8_t want = x < mask.cols ? mask.at<std::uint8_t>(y, x) : 255;
       ASSERT_EQ(v[std::size_t(y) * chunk + x], want) << x << "," << y;
     }
   }
-  EXPECT_EQ(inflate(encode_chunk(plain, mask, chunk, 4)), v);
+  EXPECT_EQ(inflate_chunk(encode_chunk(plain, mask, chunk, 4), n), v);
   EncodedChunk other_thread;
   std::thread([&] { other_thread = encode_chunk(runs, mask, chunk, 4); }).join();
   EXPECT_EQ(other_thread.bytes, rle.bytes);
