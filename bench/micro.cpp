@@ -143,6 +143,48 @@ void BM_FootprintAccumulateTile(benchmark::State& state) {
 }
 BENCHMARK(BM_FootprintAccumulateTile)->Unit(benchmark::kMillisecond);
 
+// As the run calls it: stored uint16 codes, a misregistration layer, the valid pixels' codes kept
+// and the quantiles of the features wholly inside the tile settled there.
+void BM_FootprintAccumulateTileAsRun(benchmark::State& state) {
+  synth::SceneSpec spec;
+  spec.width = spec.height = 512;
+  std::vector<Footprint> fs;
+  for (const auto& b : synth::buildings(spec)) {
+    Footprint f;
+    f.id = static_cast<std::int64_t>(fs.size());
+    const auto& r = b.rect;
+    f.rings = {{{double(r.x), double(r.y)},
+                {double(r.x + r.width), double(r.y)},
+                {double(r.x + r.width), double(r.y + r.height)},
+                {double(r.x), double(r.y + r.height)}}};
+    finalize_geometry(f);
+    fs.push_back(f);
+  }
+  TileGrid grid(512, 512, 512, 0);
+  FootprintIndex index(fs, grid);
+  // The detector's scores of the synthetic pair (destroyed buildings among them), as stored.
+  BandPair p = tile_pair(512);
+  auto det = make_detector(DetectConfig{});
+  det->fit({p});
+  const cv::Mat score = det->score(p);
+  const cv::Mat codes = encode_scores(score, p.valid), valid = p.valid;
+  const cv::Mat mask = damage_mask(score, p.valid, 0.5, 1);
+  const cv::Mat misreg(512, 512, CV_32F, cv::Scalar(0.07f));
+  std::size_t pixels = 0;
+  for (auto _ : state) {
+    auto parts = accumulate_tile(fs, index.in_tile(0), grid.tile(0),
+                                 TileLayers{codes, valid, mask, misreg, true});
+    settle_single_tile_partials(parts, index);
+    pixels = 0;
+    for (const auto& p : parts) pixels += static_cast<std::size_t>(p.sums.valid);
+    benchmark::DoNotOptimize(parts);
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(pixels));
+  state.counters["features"] = static_cast<double>(fs.size());
+  state.counters["feature_px"] = static_cast<double>(pixels);
+}
+BENCHMARK(BM_FootprintAccumulateTileAsRun)->Unit(benchmark::kMicrosecond);
+
 void BM_EncodeChunk(benchmark::State& state) {
   BandPair p = tile_pair(512);
   auto det = make_detector(DetectConfig{});

@@ -1,6 +1,7 @@
 #include "aftermath/score/footprint_accumulator.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "aftermath/core/error.hpp"
+#include "aftermath/core/simd.hpp"
 #include "aftermath/score/threshold.hpp"
 
 namespace aftermath {
@@ -135,6 +137,57 @@ void sample_centerline(const Footprint& f, const Window& core, const cv::Mat& va
   }
 }
 
+/// Adds the pixels lc0..lc1 of one row of stored codes to `sums` (valid, changed and the
+/// misregistration when `dp` is set), their codes' sum to `qsum` (in 2^-24 units: a code is
+/// score x 2^16, so exactly code x 256 = quantise_score of its score) and the valid pixels' codes
+/// to `out` when set. The sums are branch-free loops over the row that vectorise, the codes one
+/// more pass: one loop doing it all, with the sums in memory and a push_back per code, took
+/// 14 ns a pixel.
+AFTERMATH_AVX2_CLONES void add_code_span(const std::uint16_t* qp, const std::uint8_t* vp,
+                                         const std::uint8_t* mp, const float* dp, int lc0, int lc1,
+                                         std::vector<std::uint16_t>* out, std::int64_t& qsum,
+                                         FeatureSums& sums) {
+  // 32-bit lanes (they vectorise), summed in pieces of 2^16 pixels: 65535 x 2^16 < 2^32.
+  for (int p0 = lc0; p0 <= lc1; p0 += 65536) {
+    const int p1 = std::min(lc1, p0 + 65535);
+    std::uint32_t valid = 0, changed = 0, code_sum = 0;
+    for (int lc = p0; lc <= p1; ++lc) {
+      const std::uint32_t v = vp[lc] != 0;
+      valid += v;
+      code_sum += (0u - v) & qp[lc];
+      changed += v & static_cast<std::uint32_t>(mp[lc] == kMaskChanged);
+    }
+    sums.valid += valid;
+    sums.changed += changed;
+    qsum += static_cast<std::int64_t>(code_sum) * 256;
+  }
+  if (dp) {
+    // Finite and >= 0 (-1 is the layer's no-value). v = d x 2^16 has at most 24 significant
+    // bits, so v + 0.5 is exact below 2^52 (and v an integer above): its truncation is
+    // llround(v), without the library call per pixel. A pixel that does not count adds 0.
+    std::int64_t misreg_sum = 0, misreg_px = 0;
+    for (int lc = lc0; lc <= lc1; ++lc) {
+      const double d = dp[lc];
+      const bool counts = (vp[lc] != 0) & (d >= 0) & (d <= std::numeric_limits<double>::max());
+      misreg_sum += static_cast<std::int64_t>((counts ? d : 0.0) * 65536.0 + 0.5);
+      misreg_px += counts;
+    }
+    sums.misregistration_sum += misreg_sum;
+    sums.misregistration_pixels += misreg_px;
+  }
+  if (out) {
+    const std::size_t before = out->size();
+    out->resize(before + static_cast<std::size_t>(lc1 - lc0 + 1));  // trimmed to the valid below
+    std::uint16_t* to = out->data() + before;
+    std::size_t n = 0;
+    for (int lc = lc0; lc <= lc1; ++lc) {
+      to[n] = qp[lc];
+      n += vp[lc] != 0;
+    }
+    out->resize(before + n);
+  }
+}
+
 }  // namespace
 
 std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& features,
@@ -213,6 +266,14 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
                                   double(core.y + core.height - 1));
     const int row0 = static_cast<int>(ry0), row1 = static_cast<int>(ry1);
     std::int64_t qsum = 0;
+    if (codes && layers.codes) {
+      // Room for the codes of every pixel of the box on the rows met: no reallocation per row.
+      const double bx0 = std::max(std::floor(f.bbox.x), double(core.x));
+      const double bx1 = std::min(std::ceil(f.bbox.x + f.bbox.width), double(core.x + core.width));
+      if (bx1 > bx0 && row1 >= row0)
+        part.codes.reserve(static_cast<std::size_t>(row1 - row0 + 1) *
+                           static_cast<std::size_t>(bx1 - bx0));
+    }
     for (int r = row0; r <= row1; ++r) {
       const double y = r + 0.5;
       xs.clear();
@@ -240,12 +301,16 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
         if (c1 < c0) continue;
         const int lc0 = static_cast<int>(c0 - core.x), lc1 = static_cast<int>(c1 - core.x);
         part.sums.inside += lc1 - lc0 + 1;
+        if (codes) {
+          add_code_span(qp, vp, mp, dp, lc0, lc1, layers.codes ? &part.codes : nullptr, qsum,
+                        part.sums);
+          continue;
+        }
         for (int lc = lc0; lc <= lc1; ++lc) {
           if (vp[lc] == 0) continue;
           ++part.sums.valid;
-          // A code is score x 2^16: in 2^-24 units exactly code x 256 (= quantise_score of it).
-          const std::uint16_t code = codes ? qp[lc] : code_of(sp[lc]);
-          qsum += codes ? static_cast<std::int64_t>(code) * 256 : quantise_score(sp[lc]);
+          const std::uint16_t code = code_of(sp[lc]);
+          qsum += quantise_score(sp[lc]);
           if (layers.codes) part.codes.push_back(code);
           if (mp[lc] == kMaskChanged) ++part.sums.changed;
           if (!dp) continue;
@@ -279,42 +344,78 @@ ScoreQuantiles score_quantiles(std::vector<std::uint16_t> codes) {
   ScoreQuantiles q;
   if (codes.empty()) return q;
   const auto n = static_cast<double>(codes.size());
-  const auto rank = [&](double p) { return static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0)); };
-  // One pass over the high bytes finds the 256-code bin of each rank; a second pass gathers the
-  // codes of those (one or two) bins, and only they are then ordered (a feature's codes are
-  // many, the quantiles two).
-  std::array<std::uint32_t, 256> hist{};
-  for (const std::uint16_t c : codes) ++hist[c >> 8];
-  struct InBin {
-    int bin = 0;
-    std::size_t below = 0;  // codes in lower bins
-  };
-  const auto locate = [&](std::size_t k) {
-    InBin b;
-    while (b.below + hist[static_cast<std::size_t>(b.bin)] <= k)
-      b.below += hist[static_cast<std::size_t>(b.bin++)];
-    return b;
+  const auto rank = [&](double p) {
+    return static_cast<std::size_t>(std::max(0.0, std::ceil(p * n) - 1.0));
   };
   const std::size_t k_median = rank(0.5), k_p90 = rank(0.9);
-  const InBin m = locate(k_median), p = locate(k_p90);
-  std::vector<std::uint16_t> median_bin, p90_bin;
-  median_bin.reserve(hist[static_cast<std::size_t>(m.bin)]);
-  if (p.bin != m.bin) p90_bin.reserve(hist[static_cast<std::size_t>(p.bin)]);
-  for (const std::uint16_t c : codes) {
-    const int bin = c >> 8;
-    if (bin == m.bin) {
-      median_bin.push_back(c);
-    } else if (bin == p.bin) {
-      p90_bin.push_back(c);
-    }
-  }
-  const auto kth = [](std::vector<std::uint16_t>& v, std::size_t k) {
-    const auto at = v.begin() + static_cast<std::ptrdiff_t>(k);
-    std::nth_element(v.begin(), at, v.end());
-    return *at;
+  const auto kth = [](std::uint16_t* first, std::uint16_t* last, std::size_t k) {
+    std::nth_element(first, first + k, last);
+    return first[k];
   };
-  q.median = kth(median_bin, k_median - m.below);
-  q.p90 = kth(p.bin == m.bin ? median_bin : p90_bin, k_p90 - p.below);
+  // Few codes: ordering them is as fast as counting (the p90 rank lies above the median's, among
+  // the codes nth_element left after it).
+  constexpr std::size_t kFew = 128;
+  if (codes.size() <= kFew) {
+    std::uint16_t* const c = codes.data();
+    q.median = kth(c, c + codes.size(), k_median);
+    q.p90 = k_p90 == k_median ? q.median
+                              : kth(c + k_median + 1, c + codes.size(), k_p90 - k_median - 1);
+    return q;
+  }
+  // One pass over the high bytes finds the 256-code bin of each rank, a second counts the low
+  // bytes of the codes in those (one or two) bins: the ranks are then read off the counts.
+  // Nothing is ordered: a feature's codes crowd into a few bins (ordering the median's bin with
+  // nth_element took as long as the rest). Counters are split four ways in the first pass and
+  // two in the second (crowded counters make increments wait for each other), summed after.
+  const std::size_t count = codes.size(), quads = count / 4 * 4;
+  const std::uint16_t* c = codes.data();
+  std::array<std::array<std::uint32_t, 256>, 4> part{};
+  for (std::size_t i = 0; i < quads; i += 4) {
+    ++part[0][c[i] >> 8];
+    ++part[1][c[i + 1] >> 8];
+    ++part[2][c[i + 2] >> 8];
+    ++part[3][c[i + 3] >> 8];
+  }
+  for (std::size_t i = quads; i < count; ++i) ++part[0][c[i] >> 8];
+  std::array<std::uint32_t, 256> hist;
+  for (std::size_t b = 0; b < 256; ++b) hist[b] = part[0][b] + part[1][b] + part[2][b] + part[3][b];
+  // The code of rank k (0-based) given counts per value `h` of 256 values and `below` ranks
+  // under them: the value and the ranks under it.
+  struct At {
+    unsigned value = 0;
+    std::size_t below = 0;
+  };
+  const auto locate = [](const std::array<std::uint32_t, 256>& h, std::size_t k,
+                         std::size_t below) {
+    At a{0, below};
+    while (a.below + h[a.value] <= k) a.below += h[a.value++];
+    return a;
+  };
+  const At m = locate(hist, k_median, 0), p = locate(hist, k_p90, 0);
+  // Second pass: low bytes of the median's bin (rows 0, 1) and of the p90's (rows 2, 3).
+  std::array<std::array<std::uint32_t, 256>, 4> low{};
+  const std::uint32_t two = p.value != m.value;
+  const std::size_t pairs = count / 2 * 2;
+  for (std::size_t i = 0; i < pairs; i += 2) {
+    const unsigned a = c[i], b = c[i + 1];
+    low[0][a & 255u] += (a >> 8) == m.value;
+    low[1][b & 255u] += (b >> 8) == m.value;
+    low[2][a & 255u] += two & ((a >> 8) == p.value);
+    low[3][b & 255u] += two & ((b >> 8) == p.value);
+  }
+  if (pairs < count) {
+    const unsigned a = c[pairs];
+    low[0][a & 255u] += (a >> 8) == m.value;
+    low[2][a & 255u] += two & ((a >> 8) == p.value);
+  }
+  std::array<std::uint32_t, 256> low_m, low_p;
+  for (std::size_t b = 0; b < 256; ++b) {
+    low_m[b] = low[0][b] + low[1][b];
+    low_p[b] = low[2][b] + low[3][b];
+  }
+  q.median = static_cast<std::uint16_t>(m.value << 8 | locate(low_m, k_median, m.below).value);
+  q.p90 =
+      static_cast<std::uint16_t>(p.value << 8 | locate(two ? low_p : low_m, k_p90, p.below).value);
   return q;
 }
 

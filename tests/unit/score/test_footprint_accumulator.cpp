@@ -132,7 +132,7 @@ TEST(FootprintIndex, BboxAgainstTileCores) {
 // codes crowded into one 256-code bin, spread over many, and the smallest counts.
 TEST(ScoreQuantiles, NearestRanksAsAFullSortGivesThem) {
   std::mt19937 rng(7);
-  for (const int n : {1, 2, 3, 10, 257, 5000}) {
+  for (const int n : {1, 2, 3, 10, 128, 129, 257, 5000}) {
     for (const int spread : {1, 40, 65536}) {
       std::vector<std::uint16_t> codes(static_cast<std::size_t>(n));
       std::uniform_int_distribution<int> pick(0, spread - 1);
@@ -169,6 +169,83 @@ TEST(AccumulateTile, MatchesBruteForcePointInPolygon) {
   for (std::size_t i = 0; i < fs.size(); ++i) {
     expect_same(sums[i], brute_force(fs[i], l), "feature " + std::to_string(i));
     EXPECT_GT(sums[i].inside, 0) << i;
+  }
+}
+
+// The run's path: stored uint16 codes, a misregistration layer (with its -1 no-value, NaN and
+// negative values) and the valid pixels' codes kept, against a pixel-by-pixel reference; cut
+// into tiles or not, and through the quantiles of the codes.
+TEST(AccumulateTile, StoredCodesAndMisregistrationMatchBruteForce) {
+  const Layers l = random_layers(512, 512, 4);
+  const cv::Mat codes = encode_scores(l.score, l.valid);
+  Layers decoded = l;
+  decoded.score = decode_scores(codes, 0.0f);
+  cv::Mat misreg(512, 512, CV_32F);
+  cv::RNG rng(5);
+  rng.fill(misreg, cv::RNG::UNIFORM, 0.0, 3.0);
+  for (int r = 0; r < 512; r += 3) misreg.at<float>(r, (r * 7) % 512) = -1.0f;
+  for (int r = 1; r < 512; r += 5) misreg.at<float>(r, (r * 11) % 512) = std::nanf("");
+  const auto fs = tricky_features();
+  for (const int ts : {512, 100, 37}) {
+    const TileGrid grid(512, 512, ts, 0);
+    const FootprintIndex index(fs, grid);
+    FootprintAccumulator acc(fs.size(), index);
+    for (int i = 0; i < grid.count(); ++i) {
+      const Tile t = grid.tile(i);
+      const cv::Rect r = t.core.rect();
+      auto parts = accumulate_tile(fs, index.in_tile(i), t,
+                                   TileLayers{codes(r), l.valid(r), l.mask(r), misreg(r), true});
+      settle_single_tile_partials(parts, index);
+      acc.add(parts);
+    }
+    const auto sums = acc.sums();
+    const auto results = acc.finalize(fs, DamageConfig{});
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      const std::string what = "feature " + std::to_string(i) + " tile " + std::to_string(ts);
+      expect_same(sums[i], brute_force(fs[i], decoded), what);
+      // Misregistration sums and the codes of the valid pixels inside, by the pixel-centre test
+      // (the pixels brute_force counts).
+      std::int64_t msum = 0, mpx = 0;
+      std::vector<std::uint16_t> inside;
+      const cv::Mat in_feature = [&] {
+        // Pixel centres inside the feature (even-odd, brute_force's half-open crossing rule).
+        cv::Mat m(512, 512, CV_8U, cv::Scalar(0));
+        for (int r = 0; r < 512; ++r) {
+          const double y = r + 0.5;
+          for (int c = 0; c < 512; ++c) {
+            const double x = c + 0.5;
+            int crossings = 0;
+            for (const auto& ring : fs[i].rings) {
+              for (std::size_t k = 0, n = ring.size(); k < n; ++k) {
+                const auto& p = ring[k];
+                const auto& e = ring[(k + 1) % n];
+                if ((p.y <= y) != (e.y <= y) && p.x + (y - p.y) * (e.x - p.x) / (e.y - p.y) <= x)
+                  ++crossings;
+              }
+            }
+            m.at<std::uint8_t>(r, c) = crossings % 2;
+          }
+        }
+        return m;
+      }();
+      for (int r = 0; r < 512; ++r) {
+        for (int c = 0; c < 512; ++c) {
+          if (!in_feature.at<std::uint8_t>(r, c) || !l.valid.at<std::uint8_t>(r, c)) continue;
+          inside.push_back(codes.at<std::uint16_t>(r, c));
+          const double d = misreg.at<float>(r, c);
+          if (d >= 0) {
+            msum += std::llround(d * 65536.0);
+            ++mpx;
+          }
+        }
+      }
+      EXPECT_EQ(sums[i].misregistration_sum, msum) << what;
+      EXPECT_EQ(sums[i].misregistration_pixels, mpx) << what;
+      const ScoreQuantiles want = score_quantiles(inside);
+      EXPECT_EQ(results[i].median_score, want.median * kScoreCodeScale) << what;
+      EXPECT_EQ(results[i].p90_score, want.p90 * kScoreCodeScale) << what;
+      EXPECT_GT(inside.size(), 100u) << what;
+    }
   }
 }
 
