@@ -176,7 +176,7 @@ void BM_FootprintAccumulateTileAsRun(benchmark::State& state) {
                                  TileLayers{codes, valid, mask, misreg, true});
     settle_single_tile_partials(parts, index);
     pixels = 0;
-    for (const auto& p : parts) pixels += static_cast<std::size_t>(p.sums.valid);
+    for (const auto& part : parts) pixels += static_cast<std::size_t>(part.sums.valid);
     benchmark::DoNotOptimize(parts);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(pixels));

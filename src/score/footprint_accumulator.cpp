@@ -140,9 +140,9 @@ void sample_centerline(const Footprint& f, const Window& core, const cv::Mat& va
 /// Adds the pixels lc0..lc1 of one row of stored codes to `sums` (valid, changed and the
 /// misregistration when `dp` is set), their codes' sum to `qsum` (in 2^-24 units: a code is
 /// score x 2^16, so exactly code x 256 = quantise_score of its score) and the valid pixels' codes
-/// to `out` when set. The sums are branch-free loops over the row that vectorise, the codes one
-/// more pass: one loop doing it all, with the sums in memory and a push_back per code, took
-/// 14 ns a pixel.
+/// to `out` when set. Branch-free passes over the row with their sums in locals: the counts and
+/// the codes' sum (they vectorise), the misregistration, the codes. One loop doing it all, with
+/// the sums in memory and a push_back per code, took 14 ns a pixel.
 AFTERMATH_AVX2_CLONES void add_code_span(const std::uint16_t* qp, const std::uint8_t* vp,
                                          const std::uint8_t* mp, const float* dp, int lc0, int lc1,
                                          std::vector<std::uint16_t>* out, std::int64_t& qsum,
