@@ -120,9 +120,10 @@ void BM_RegistrationTileUint16(benchmark::State& state) {
 }
 BENCHMARK(BM_RegistrationTileUint16)->Unit(benchmark::kMillisecond);
 
-void BM_FootprintAccumulateTile(benchmark::State& state) {
+/// The synthetic pair's buildings on a size x size tile, as footprints.
+std::vector<Footprint> tile_footprints(int size) {
   synth::SceneSpec spec;
-  spec.width = spec.height = 512;
+  spec.width = spec.height = size;
   std::vector<Footprint> fs;
   for (const auto& b : synth::buildings(spec)) {
     Footprint f;
@@ -133,6 +134,11 @@ void BM_FootprintAccumulateTile(benchmark::State& state) {
     finalize_geometry(f);
     fs.push_back(f);
   }
+  return fs;
+}
+
+void BM_FootprintAccumulateTile(benchmark::State& state) {
+  const std::vector<Footprint> fs = tile_footprints(512);
   TileGrid grid(512, 512, 512, 0);
   FootprintIndex index(fs, grid);
   cv::Mat score(512, 512, CV_32F, cv::Scalar(0.3)), valid(512, 512, CV_8U, cv::Scalar(255)),
@@ -146,20 +152,7 @@ BENCHMARK(BM_FootprintAccumulateTile)->Unit(benchmark::kMillisecond);
 // As the run calls it: stored uint16 codes, a misregistration layer, the valid pixels' codes kept
 // and the quantiles of the features wholly inside the tile settled there.
 void BM_FootprintAccumulateTileAsRun(benchmark::State& state) {
-  synth::SceneSpec spec;
-  spec.width = spec.height = 512;
-  std::vector<Footprint> fs;
-  for (const auto& b : synth::buildings(spec)) {
-    Footprint f;
-    f.id = static_cast<std::int64_t>(fs.size());
-    const auto& r = b.rect;
-    f.rings = {{{double(r.x), double(r.y)},
-                {double(r.x + r.width), double(r.y)},
-                {double(r.x + r.width), double(r.y + r.height)},
-                {double(r.x), double(r.y + r.height)}}};
-    finalize_geometry(f);
-    fs.push_back(f);
-  }
+  const std::vector<Footprint> fs = tile_footprints(512);
   TileGrid grid(512, 512, 512, 0);
   FootprintIndex index(fs, grid);
   // The detector's scores of the synthetic pair (destroyed buildings among them), as stored.
