@@ -137,6 +137,23 @@ void sample_centerline(const Footprint& f, const Window& core, const cv::Mat& va
   }
 }
 
+/// Adds the misregistration of the valid pixels lc0..lc1 of one row to `sums`: the values that
+/// are finite and >= 0 (-1 is the layer's no-value), in 2^-16 px. v = d x 2^16 has at most 24
+/// significant bits, so v + 0.5 is exact below 2^52 (and v an integer above): its truncation is
+/// llround(v), without the library call per pixel. A pixel that does not count adds 0.
+void add_misregistration_span(const std::uint8_t* vp, const float* dp, int lc0, int lc1,
+                              FeatureSums& sums) {
+  std::int64_t misreg_sum = 0, misreg_px = 0;
+  for (int lc = lc0; lc <= lc1; ++lc) {
+    const double d = dp[lc];
+    const bool counts = (vp[lc] != 0) & (d >= 0) & (d <= std::numeric_limits<double>::max());
+    misreg_sum += static_cast<std::int64_t>((counts ? d : 0.0) * 65536.0 + 0.5);
+    misreg_px += counts;
+  }
+  sums.misregistration_sum += misreg_sum;
+  sums.misregistration_pixels += misreg_px;
+}
+
 /// Adds the pixels lc0..lc1 of one row of stored codes to `sums` (valid, changed and the
 /// misregistration when `dp` is set), their codes' sum to `qsum` (in 2^-24 units: a code is
 /// score x 2^16, so exactly code x 256 = quantise_score of its score) and the valid pixels' codes
@@ -161,20 +178,7 @@ AFTERMATH_AVX2_CLONES void add_code_span(const std::uint16_t* qp, const std::uin
     sums.changed += changed;
     qsum += static_cast<std::int64_t>(code_sum) * 256;
   }
-  if (dp) {
-    // Finite and >= 0 (-1 is the layer's no-value). v = d x 2^16 has at most 24 significant
-    // bits, so v + 0.5 is exact below 2^52 (and v an integer above): its truncation is
-    // llround(v), without the library call per pixel. A pixel that does not count adds 0.
-    std::int64_t misreg_sum = 0, misreg_px = 0;
-    for (int lc = lc0; lc <= lc1; ++lc) {
-      const double d = dp[lc];
-      const bool counts = (vp[lc] != 0) & (d >= 0) & (d <= std::numeric_limits<double>::max());
-      misreg_sum += static_cast<std::int64_t>((counts ? d : 0.0) * 65536.0 + 0.5);
-      misreg_px += counts;
-    }
-    sums.misregistration_sum += misreg_sum;
-    sums.misregistration_pixels += misreg_px;
-  }
+  if (dp) add_misregistration_span(vp, dp, lc0, lc1, sums);
   if (out) {
     const std::size_t before = out->size();
     out->resize(before + static_cast<std::size_t>(lc1 - lc0 + 1));  // trimmed to the valid below
@@ -313,16 +317,8 @@ std::vector<FeaturePartial> accumulate_tile(const std::vector<Footprint>& featur
           qsum += quantise_score(sp[lc]);
           if (layers.codes) part.codes.push_back(code);
           if (mp[lc] == kMaskChanged) ++part.sums.changed;
-          if (!dp) continue;
-          // Finite and >= 0 (-1 is the layer's no-value). v = d x 2^16 has at most 24
-          // significant bits, so v + 0.5 is exact below 2^52 (and v an integer above): its
-          // truncation is llround(v), without the library call per pixel.
-          const double d = dp[lc];
-          if (d >= 0 && d <= std::numeric_limits<double>::max()) {
-            part.sums.misregistration_sum += static_cast<std::int64_t>(d * 65536.0 + 0.5);
-            ++part.sums.misregistration_pixels;
-          }
         }
+        if (dp) add_misregistration_span(vp, dp, lc0, lc1, part.sums);
       }
     }
     part.sums.score_sum = static_cast<double>(qsum) * kScoreQuantum;

@@ -194,7 +194,8 @@ TEST(AccumulateTile, StoredCodesAndMisregistrationMatchBruteForce) {
   for (const int ts : {512, 100, 37}) {
     const TileGrid grid(512, 512, ts, 0);
     const FootprintIndex index(fs, grid);
-    FootprintAccumulator acc(fs.size(), index);
+    // The same through the float path, on the scores the codes stand for.
+    FootprintAccumulator acc(fs.size(), index), from_scores(fs.size(), index);
     for (int i = 0; i < grid.count(); ++i) {
       const Tile t = grid.tile(i);
       const cv::Rect r = t.core.rect();
@@ -202,9 +203,16 @@ TEST(AccumulateTile, StoredCodesAndMisregistrationMatchBruteForce) {
                                    TileLayers{codes(r), l.valid(r), l.mask(r), misreg(r), true});
       settle_single_tile_partials(parts, index);
       acc.add(parts);
+      auto float_parts =
+          accumulate_tile(fs, index.in_tile(i), t,
+                          TileLayers{decoded.score(r), l.valid(r), l.mask(r), misreg(r), true});
+      settle_single_tile_partials(float_parts, index);
+      from_scores.add(float_parts);
     }
     const auto sums = acc.sums();
     const auto results = acc.finalize(fs, DamageConfig{});
+    const auto float_sums = from_scores.sums();
+    const auto float_results = from_scores.finalize(fs, DamageConfig{});
     for (std::size_t i = 0; i < fs.size(); ++i) {
       const std::string what = "feature " + std::to_string(i) + " tile " + std::to_string(ts);
       expect_same(sums[i], brute_force(fs[i], decoded), what);
@@ -231,6 +239,11 @@ TEST(AccumulateTile, StoredCodesAndMisregistrationMatchBruteForce) {
       };
       EXPECT_EQ(sums[i].misregistration_sum, msum) << what;
       EXPECT_EQ(sums[i].misregistration_pixels, mpx) << what;
+      expect_same(float_sums[i], sums[i], what + " (float path)");
+      EXPECT_EQ(float_sums[i].misregistration_sum, msum) << what << " (float path)";
+      EXPECT_EQ(float_sums[i].misregistration_pixels, mpx) << what << " (float path)";
+      EXPECT_EQ(float_results[i].median_score, results[i].median_score) << what << " (float path)";
+      EXPECT_EQ(float_results[i].p90_score, results[i].p90_score) << what << " (float path)";
       EXPECT_EQ(results[i].median_score, nearest_rank(0.5) * kScoreCodeScale) << what;
       EXPECT_EQ(results[i].p90_score, nearest_rank(0.9) * kScoreCodeScale) << what;
     }
